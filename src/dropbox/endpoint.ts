@@ -1,0 +1,30 @@
+/**
+ * Where Dropbox requests go. The SDK (10.34) hard-codes https://{api,content,notify}.dropboxapi.com;
+ * with an endpoint set (SREGISTRY_DROPBOX_ENDPOINT, e.g. http://127.0.0.1:8765) every host's
+ * requests are sent there instead, path and query kept, with the original host forwarded in
+ * `X-Sreg-Dropbox-Host` so the emulator can check that each route was called on its own host.
+ *
+ * The returned function behaves like node-fetch v2 (the SDK calls `res.buffer()`).
+ */
+import nodeFetch, { Headers, type RequestInfo, type RequestInit, type Response } from 'node-fetch';
+
+export const DROPBOX_HOST_HEADER = 'x-sreg-dropbox-host';
+
+export type FetchLike = (url: RequestInfo, init?: RequestInit) => Promise<Response>;
+
+export function endpointFetch(endpoint: string | undefined): FetchLike {
+  if (!endpoint) return nodeFetch;
+  const base = new URL(endpoint);
+  if (base.protocol !== 'http:' && base.protocol !== 'https:') {
+    throw new Error(`endpoint must be an http:// or https:// URL, got ${base.protocol}`);
+  }
+  return (url, init = {}) => {
+    const target = new URL(typeof url === 'string' ? url : 'href' in url ? url.href : url.url);
+    const originalHost = target.host;
+    target.protocol = base.protocol;
+    target.host = base.host;
+    const headers = new Headers(init.headers);
+    headers.set(DROPBOX_HOST_HEADER, originalHost);
+    return nodeFetch(target.toString(), { ...init, headers });
+  };
+}

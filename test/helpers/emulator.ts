@@ -1,0 +1,136 @@
+/**
+ * Starts a real `sreg emulator` process for a test and always stops it.
+ *
+ *   const emu = await startEmulator(t);          // t.teardown stops it, even on failure
+ *   const dbx = sdk(emu);                         // the official SDK, pointed at it
+ *   await emu.admin('POST', '/faults', {kind: '429', count: 1});
+ *
+ * The token travels in the environment, never in argv.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import type { ExecutionContext } from 'ava';
+import { Dropbox, type DropboxOptions } from 'dropbox';
+import { endpointFetch } from '../../src/dropbox/endpoint.js';
+
+export const CLI = fileURLToPath(new URL('../../src/cli/index.js', import.meta.url));
+
+export interface Emulator {
+  readonly url: string;
+  readonly token: string;
+  readonly root: string;
+  /** JSON request to the admin API, e.g. admin('POST', '/faults', {...}). Throws on non-2xx. */
+  admin<T = any>(method: 'GET' | 'POST' | 'DELETE', adminPath: string, body?: unknown): Promise<T>;
+  /** Stops the process (SIGTERM) and waits for it to exit. */
+  stop(): Promise<void>;
+  /** Stops and starts again on the same root and port. */
+  restart(): Promise<void>;
+  /** Everything the process wrote on stderr so far. */
+  stderr(): string;
+}
+
+export interface StartOptions {
+  args?: string[];
+  root?: string;
+  token?: string;
+}
+
+export async function startEmulator(t: ExecutionContext | undefined, opts: StartOptions = {}): Promise<Emulator> {
+  const root = opts.root ?? (await mkdtemp(path.join(tmpdir(), 'sreg-emu-')));
+  const ownsRoot = opts.root === undefined;
+  const token = opts.token ?? `test-${randomBytes(12).toString('hex')}`;
+  let stderr = '';
+  let child: ChildProcess | undefined;
+  let url = '';
+
+  const launch = async (port: number): Promise<void> => {
+    const proc = spawn(process.execPath, [CLI, 'emulator', '--root', root, '--port', String(port), ...(opts.args ?? [])], {
+      env: { ...process.env, SREG_EMULATOR_TOKEN: token },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child = proc;
+    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    url = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error(`emulator did not start in 15 s; stderr:\n${stderr}`)), 15_000);
+      proc.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /listening on (http:\/\/\S+)/.exec(out);
+        if (m?.[1]) {
+          clearTimeout(timer);
+          resolve(m[1]);
+        }
+      });
+      proc.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`emulator exited with ${code} before listening; stderr:\n${stderr}`));
+      });
+    });
+  };
+
+  const stop = async (): Promise<void> => {
+    const proc = child;
+    child = undefined;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      const kill = setTimeout(() => proc.kill('SIGKILL'), 5_000);
+      proc.once('exit', () => {
+        clearTimeout(kill);
+        resolve();
+      });
+      proc.kill('SIGTERM');
+    });
+  };
+
+  await launch(0);
+  const emu: Emulator = {
+    get url() {
+      return url;
+    },
+    token,
+    root,
+    async admin(method, adminPath, body) {
+      const res = await fetch(`${url}/__emulator${adminPath}`, {
+        method,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      if (!res.ok) throw new Error(`admin ${method} ${adminPath}: ${res.status} ${text}`);
+      return (text ? JSON.parse(text) : null) as never;
+    },
+    stop,
+    async restart() {
+      const port = Number(new URL(url).port);
+      await stop();
+      await launch(port);
+    },
+    stderr: () => stderr,
+  };
+  t?.teardown(async () => {
+    await stop();
+    if (ownsRoot) await rm(root, { recursive: true, force: true });
+  });
+  return emu;
+}
+
+/** The official SDK, pointed at the emulator the way `sreg` points it (src/dropbox/endpoint.ts). */
+export function sdk(emu: Emulator, opts: DropboxOptions = {}): Dropbox {
+  return new Dropbox({ accessToken: emu.token, fetch: endpointFetch(emu.url), ...opts });
+}
+
+/** The Dropbox SDK rejects with DropboxResponseError; this returns it (or fails the test). */
+export async function sdkError(p: Promise<unknown>): Promise<{ status: number; error: any; headers: any }> {
+  try {
+    await p;
+  } catch (e) {
+    const err = e as { status?: number; error?: unknown; headers?: unknown };
+    if (typeof err.status === 'number') return err as never;
+    throw e;
+  }
+  throw new Error('expected the SDK call to fail, but it succeeded');
+}
