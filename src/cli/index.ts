@@ -15,12 +15,12 @@ await yargs(hideBin(process.argv))
   .strict()
   .help()
   .version()
-  .fail((msg, err, y) => {
+  .fail((msg, err) => {
     if (err) {
       console.error(`ERROR ${err.message}`);
       process.exit(1);
     }
-    console.error(y.help ? `ERROR ${msg}\nRun 'sreg --help' for usage.` : `ERROR ${msg}`);
+    console.error(`ERROR ${msg}\nRun 'sreg --help' for usage.`);
     process.exit(2);
   })
   .parseAsync();

@@ -1,0 +1,160 @@
+/**
+ * One API request as the routes see it: its decoded argument, its body (streamed to disk with
+ * content_hash, size limit and pacing), and the ways to answer (JSON, or a file's bytes with
+ * Range support). Every byte in or out is counted for `/__emulator/stats`, paced to the
+ * configured bandwidth, and cut when a `cut` fault asks.
+ */
+import { createReadStream } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ContentHasher } from '../dropbox/content-hash.js';
+import { Pacer, type Control } from './control.js';
+import type { Json } from './errors.js';
+
+/** Largest body of one upload request (dropbox-api.md §5.4). */
+export const MAX_UPLOAD_REQUEST_BYTES = 150 * 1024 * 1024;
+
+export class PayloadTooLarge extends Error {}
+
+/** Escapes every char ≥ U+007F as \uXXXX so the JSON is header-safe. */
+export function headerSafeJson(value: unknown): string {
+  return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+export class RequestContext {
+  /** Set by a `cut` fault: drop the connection after this many response-body bytes (-1 = half). */
+  cutAfterBytes: number | undefined;
+  tokenSha = '';
+
+  constructor(
+    readonly route: string,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly control: Control,
+  ) {}
+
+  private pacer(): Pacer | undefined {
+    const bw = this.control.shaping.bandwidthBytesPerSec;
+    return bw > 0 ? new Pacer(bw) : undefined;
+  }
+
+  /** Reads a small body (RPC JSON) into memory. */
+  async readSmallBody(limitBytes = 4 * 1024 * 1024): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for await (const chunk of this.req as AsyncIterable<Buffer>) {
+      total += chunk.length;
+      this.control.stats.bytesReceived += chunk.length;
+      if (total > limitBytes) throw new PayloadTooLarge();
+      chunks.push(chunk);
+    }
+    return Buffer.concat(chunks);
+  }
+
+  /**
+   * Streams the body into `file` at `position` (append when undefined), hashing it. Stops with
+   * PayloadTooLarge past the 150 MiB limit (the rest of the body is drained by the caller).
+   */
+  async receiveBody(file: FileHandle, position?: number): Promise<{ size: number; contentHash: string }> {
+    const hasher = new ContentHasher();
+    const pacer = this.pacer();
+    let pos = position;
+    for await (const chunk of this.req as AsyncIterable<Buffer>) {
+      this.control.stats.bytesReceived += chunk.length;
+      if (hasher.bytes + chunk.length > MAX_UPLOAD_REQUEST_BYTES) throw new PayloadTooLarge();
+      hasher.update(chunk);
+      let written = 0;
+      while (written < chunk.length) {
+        const { bytesWritten } = await file.write(chunk, written, chunk.length - written, pos === undefined ? null : pos + written);
+        written += bytesWritten;
+      }
+      if (pos !== undefined) pos += chunk.length;
+      if (pacer) await pacer.take(chunk.length);
+    }
+    return { size: hasher.bytes, contentHash: hasher.digest() };
+  }
+
+  /** Drains what is left of the request body (after an early answer) without keeping it. */
+  drain(): void {
+    if (!this.req.readableEnded) {
+      this.req.on('data', (c: Buffer) => (this.control.stats.bytesReceived += c.length));
+      this.req.resume();
+    }
+  }
+
+  private meter(totalBytes: number): Transform {
+    const pacer = this.pacer();
+    const cut = this.cutAfterBytes === undefined ? Infinity : this.cutAfterBytes < 0 ? Math.floor(totalBytes / 2) : this.cutAfterBytes;
+    let sent = 0;
+    const stats = this.control.stats;
+    const res = this.res;
+    return new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        if (sent + chunk.length > cut) {
+          const piece = chunk.subarray(0, Math.max(0, cut - sent));
+          stats.bytesSent += piece.length;
+          // Flush what is allowed, then drop the connection mid-body.
+          res.write(piece, () => res.socket?.destroy());
+          sent = cut;
+          done(new CutError());
+          return;
+        }
+        sent += chunk.length;
+        stats.bytesSent += chunk.length;
+        if (pacer) pacer.take(chunk.length).then(() => done(null, chunk), done);
+        else done(null, chunk);
+      },
+    });
+  }
+
+  sendJson(status: number, body: Json | string, headers: Record<string, string> = {}): Promise<void> {
+    const text = typeof body === 'string' ? body : JSON.stringify(body);
+    const buf = Buffer.from(text);
+    this.res.writeHead(status, {
+      'content-type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json',
+      'content-length': String(buf.length),
+      ...headers,
+    });
+    return this.sendBody(buf);
+  }
+
+  private async sendBody(buf: Buffer): Promise<void> {
+    const meter = this.meter(buf.length);
+    try {
+      await pipeline(async function* () {
+        // Chunked so pacing and cuts apply inside the body too.
+        for (let i = 0; i < buf.length; i += 65536) yield buf.subarray(i, i + 65536);
+      }, meter, this.res);
+    } catch (e) {
+      if (!(e instanceof CutError) && !isClientGone(e)) throw e;
+    }
+  }
+
+  /** Streams [start, endInclusive] of a file to the response (headers already written). */
+  async sendFile(file: string, start: number, endInclusive: number): Promise<void> {
+    const total = endInclusive - start + 1;
+    if (total <= 0) {
+      this.res.end();
+      return;
+    }
+    const chunkBytes = this.control.shaping.bandwidthBytesPerSec > 0 ? 64 * 1024 : 1024 * 1024;
+    try {
+      await pipeline(createReadStream(file, { start, end: endInclusive, highWaterMark: chunkBytes }), this.meter(total), this.res);
+    } catch (e) {
+      if (!(e instanceof CutError) && !isClientGone(e)) throw e;
+    }
+  }
+}
+
+class CutError extends Error {}
+
+function isClientGone(e: unknown): boolean {
+  const code = (e as { code?: string }).code;
+  return code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'EPIPE' || code === 'ECONNRESET' || code === 'ERR_STREAM_DESTROYED';
+}
+
+export async function openForWrite(file: string, flags: 'w' | 'r+' | 'a'): Promise<FileHandle> {
+  return open(file, flags, 0o600);
+}
