@@ -152,7 +152,7 @@ export const fileRoutes: RouteTable = {
     style: 'rpc',
     auth: true,
     arg: struct({
-      path: req(PathPattern.readPath),
+      path: req(PathPattern.metadataPath),
       include_media_info: opt(bool, false),
       include_deleted: opt(bool, false),
       include_has_explicit_shared_members: opt(bool, false),
