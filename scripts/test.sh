@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing (scripts/setup.sh, idempotent), then
+# runs everything: type-check + build (tsc), lint (eslint), and every ava test, including
+# the end-to-end ones that start real emulator processes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+# Nothing a test leaves behind may survive it: run in a private temp dir removed at exit.
+export TMPDIR="$(mktemp -d "${TMPDIR:-/tmp}/sreg-test.XXXXXX")"
+trap 'rm -rf "$TMPDIR"' EXIT
+npm test --silent -- "$@"
