@@ -7,6 +7,7 @@
  * (the only code they share besides types).
  */
 import { createHash, type Hash } from 'node:crypto';
+import { open } from 'node:fs/promises';
 
 export const CONTENT_HASH_BLOCK_BYTES = 4 * 1024 * 1024;
 
@@ -49,4 +50,42 @@ export class ContentHasher {
 
 export function contentHash(data: Uint8Array): string {
   return new ContentHasher().update(data).digest();
+}
+
+/** SHA-256 of one block on the thread pool (WebCrypto), keeping the event loop free. */
+export async function sha256Off(block: Uint8Array): Promise<Buffer> {
+  return Buffer.from(await crypto.subtle.digest('SHA-256', block));
+}
+
+/** The content_hash from the block digests, in order. */
+export function combineBlockDigests(digests: Iterable<Uint8Array>): string {
+  const overall = createHash('sha256');
+  for (const d of digests) overall.update(d);
+  return overall.digest('hex');
+}
+
+/**
+ * Digests of the 4 MiB blocks of [start, end) of a file (start block-aligned), read with
+ * positional reads and hashed on the thread pool, two blocks in flight.
+ */
+export async function blockDigests(file: string, start: number, end: number): Promise<Buffer[]> {
+  const fh = await open(file, 'r');
+  try {
+    const out: Promise<Buffer>[] = [];
+    for (let pos = start; pos < end; pos += CONTENT_HASH_BLOCK_BYTES) {
+      const len = Math.min(CONTENT_HASH_BLOCK_BYTES, end - pos);
+      const buf = Buffer.allocUnsafe(len);
+      let got = 0;
+      while (got < len) {
+        const { bytesRead } = await fh.read(buf, got, len - got, pos + got);
+        if (bytesRead === 0) throw Object.assign(new Error(`${file} is shorter than expected (it changed while being read)`), { code: 'ESHORT' });
+        got += bytesRead;
+      }
+      out.push(sha256Off(buf));
+      if (out.length >= 2) await out[out.length - 2];
+    }
+    return await Promise.all(out);
+  } finally {
+    await fh.close();
+  }
 }

@@ -10,6 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ContentHasher } from '../dropbox/content-hash.js';
+import { CoalescingWriter } from '../util/coalesce.js';
 import { Pacer, type Control } from './control.js';
 import type { Json } from './errors.js';
 
@@ -60,18 +61,18 @@ export class RequestContext {
   async receiveBody(file: FileHandle, position?: number): Promise<{ size: number; contentHash: string }> {
     const hasher = new ContentHasher();
     const pacer = this.pacer();
-    let pos = position;
-    for await (const chunk of this.req as AsyncIterable<Buffer>) {
-      this.control.stats.bytesReceived += chunk.length;
-      if (hasher.bytes + chunk.length > MAX_UPLOAD_REQUEST_BYTES) throw new PayloadTooLarge();
-      hasher.update(chunk);
-      let written = 0;
-      while (written < chunk.length) {
-        const { bytesWritten } = await file.write(chunk, written, chunk.length - written, pos === undefined ? null : pos + written);
-        written += bytesWritten;
+    const start = position ?? (await file.stat()).size;
+    const out = new CoalescingWriter(file, start);
+    try {
+      for await (const chunk of this.req as AsyncIterable<Buffer>) {
+        this.control.stats.bytesReceived += chunk.length;
+        if (hasher.bytes + chunk.length > MAX_UPLOAD_REQUEST_BYTES) throw new PayloadTooLarge();
+        hasher.update(chunk);
+        await out.write(chunk);
+        if (pacer) await pacer.take(chunk.length);
       }
-      if (pos !== undefined) pos += chunk.length;
-      if (pacer) await pacer.take(chunk.length);
+    } finally {
+      await out.flush();
     }
     return { size: hasher.bytes, contentHash: hasher.digest() };
   }

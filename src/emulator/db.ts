@@ -68,6 +68,17 @@ const MIGRATIONS: string[] = [
      offline INTEGER NOT NULL,
      expires_at INTEGER NOT NULL
    );`,
+  // Older revisions of files, so `rev:` paths name them (bounded per file id).
+  `CREATE TABLE revisions (
+     rev TEXT PRIMARY KEY,
+     file_id TEXT NOT NULL,
+     blob TEXT NOT NULL,
+     entry TEXT NOT NULL,
+     retired_at INTEGER NOT NULL
+   );
+   CREATE INDEX revisions_file ON revisions (file_id, retired_at);
+   CREATE INDEX revisions_blob ON revisions (blob);
+   CREATE INDEX entries_blob ON entries (blob);`,
 ];
 
 export function openDatabase(file: string): DB {

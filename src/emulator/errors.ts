@@ -22,6 +22,11 @@ export function badRequest(route: string, message: string): HttpError {
 }
 
 /** The tag chain of a union value: nested (`{".tag":"path","path":{…}}`) or inlined struct. */
+/** Metadata structs (file/folder/link) carry `.tag` too, but are not part of an error's tag chain. */
+function isMetadata(v: object): boolean {
+  return 'path_lower' in v || 'url' in v || 'id' in v;
+}
+
 function tagChain(value: Json | undefined): string[] {
   if (!value || typeof value !== 'object' || Array.isArray(value)) return [];
   const tag = value['.tag'];
@@ -34,7 +39,7 @@ function tagChain(value: Json | undefined): string[] {
     return [];
   }
   const nested = value[tag];
-  if (nested && typeof nested === 'object') return [tag, ...tagChain(nested)];
+  if (nested && typeof nested === 'object') return [tag, ...(isMetadata(nested) ? [] : tagChain(nested))];
   for (const [k, v] of Object.entries(value)) {
     if (k === '.tag' || k === tag) continue;
     const inner = tagChain(v);

@@ -59,6 +59,9 @@ export interface Scope {
   recursive: boolean;
 }
 
+/** Older revisions kept per file (the newest ones); older blobs are deleted. */
+const KEPT_REVISIONS = 10;
+
 export const wholeSeconds = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 const newId = (): string => `id:${randomBytes(16).toString('base64url')}`;
 
@@ -94,6 +97,11 @@ export class Namespace extends EventEmitter {
         ORDER BY seq LIMIT ?`),
       changesChildren: db.prepare('SELECT seq, entry FROM journal WHERE seq > ? AND parent_lower = ? ORDER BY seq LIMIT ?'),
       used: db.prepare('SELECT COALESCE(SUM(size), 0) AS used FROM entries WHERE is_folder = 0'),
+      oldRev: db.prepare('SELECT entry FROM revisions WHERE rev = ?'),
+      retire: db.prepare('INSERT OR REPLACE INTO revisions (rev, file_id, blob, entry, retired_at) VALUES (?, ?, ?, ?, ?)'),
+      surplus: db.prepare('SELECT rev, blob FROM revisions WHERE file_id = ? ORDER BY retired_at DESC, rowid DESC LIMIT -1 OFFSET ?'),
+      dropRev: db.prepare('DELETE FROM revisions WHERE rev = ?'),
+      blobUsed: db.prepare('SELECT (SELECT COUNT(*) FROM entries WHERE blob = @b) + (SELECT COUNT(*) FROM revisions WHERE blob = @b) AS n'),
     };
   }
 
@@ -113,7 +121,11 @@ export class Namespace extends EventEmitter {
   resolve(p: string): EntryRow {
     let row: EntryRow | undefined;
     if (p.startsWith('id:')) row = this.st.byId.get(p) as EntryRow | undefined;
-    else if (p.startsWith('rev:')) row = this.st.byRev.get(p.slice(4)) as EntryRow | undefined;
+    else if (p.startsWith('rev:')) {
+      row = this.st.byRev.get(p.slice(4)) as EntryRow | undefined;
+      const old = row ? undefined : (this.st.oldRev.get(p.slice(4)) as { entry: string } | undefined);
+      if (old) row = JSON.parse(old.entry) as EntryRow;
+    }
     else if (p.startsWith('ns:')) throw lookupFailed('not_found');
     else {
       components(p);
@@ -182,6 +194,23 @@ export class Namespace extends EventEmitter {
     } else {
       this.st.journal.run(row.path_lower, row.parent_lower, JSON.stringify(toMetadata(row, true)));
     }
+  }
+
+  /**
+   * Keeps a replaced or deleted file's revision (so `rev:` still reads it) and returns the
+   * blobs that no entry or kept revision refers to any more, for the caller to unlink.
+   */
+  private retire(rows: EntryRow[]): string[] {
+    const released: string[] = [];
+    for (const e of rows) {
+      if (e.is_folder || !e.rev || !e.blob) continue;
+      this.st.retire.run(e.rev, e.id, e.blob, JSON.stringify(e), this.nowMs());
+      for (const old of this.st.surplus.all(e.id, KEPT_REVISIONS) as { rev: string; blob: string }[]) {
+        this.st.dropRev.run(old.rev);
+        released.push(old.blob);
+      }
+    }
+    return released.filter((b) => (this.st.blobUsed.get({ b }) as { n: number }).n === 0);
   }
 
   private changed(): void {
@@ -265,7 +294,7 @@ export class Namespace extends EventEmitter {
       };
       if (existing) this.st.remove.run(existing.path_lower);
       this.insert(row);
-      return { entry: row, wrote: true, released: existing?.blob ? [existing.blob] : [] };
+      return { entry: row, wrote: true, released: existing ? this.retire([existing]) : [] };
     })();
   }
 
@@ -307,7 +336,7 @@ export class Namespace extends EventEmitter {
       const doomed = [top, ...(top.is_folder ? (this.st.subtree.all(`${top.path_lower}/`, `${top.path_lower}0`) as EntryRow[]) : [])];
       for (const e of doomed) this.st.remove.run(e.path_lower);
       this.record({ deleted: top });
-      return { entry: top, released: doomed.flatMap((e) => (e.blob ? [e.blob] : [])), ids: doomed.map((e) => e.id) };
+      return { entry: top, released: this.retire(doomed), ids: doomed.map((e) => e.id) };
     })();
     this.emit('deleted', result.ids);
     this.changed();

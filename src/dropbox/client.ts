@@ -1,0 +1,310 @@
+/**
+ * DropboxClient: the one way `sreg` talks to Dropbox. RPC routes go through the official SDK
+ * (10.34, on our endpoint-aware fetch); content routes stream through Transport. Every call
+ * passes the retry policy (retry.ts) and the token source (auth.ts), and fails as a
+ * RemoteError naming its route.
+ */
+import { mkdir, open, rename, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Dropbox, DropboxAuth } from 'dropbox';
+import { TokenSource, type Credentials } from './auth.js';
+import { downloadRanges } from './download.js';
+import { endpointFetch, type FetchLike } from './endpoint.js';
+import { localError, RemoteError } from './errors.js';
+import { Transport } from './http.js';
+import { DEFAULT_RETRY, withRetries, type RetryOptions } from './retry.js';
+import { uploadFile, type CommitInfo, type RawFileMetadata } from './upload.js';
+
+export type { CommitInfo, RawFileMetadata };
+
+export interface ClientOptions extends Credentials {
+  /** http(s)://host:port that stands in for every Dropbox host (the emulator); unset = Dropbox. */
+  endpoint?: string;
+  /** Parallel transfer workers (SREGISTRY_PYTHON_THREADS). */
+  workers: number;
+  retry?: Partial<RetryOptions>;
+  /** For --debug: one line per retry. */
+  log?: (line: string) => void;
+}
+
+export interface FileMeta {
+  kind: 'file';
+  name: string;
+  pathLower: string;
+  pathDisplay: string;
+  id: string;
+  rev: string;
+  size: number;
+  contentHash: string;
+  serverModified: string;
+  clientModified: string;
+}
+export interface FolderMeta {
+  kind: 'folder';
+  name: string;
+  pathLower: string;
+  pathDisplay: string;
+  id: string;
+}
+export interface DeletedMeta {
+  kind: 'deleted';
+  name: string;
+  pathLower: string;
+  pathDisplay: string;
+}
+export type Meta = FileMeta | FolderMeta | DeletedMeta;
+
+export interface ListPage {
+  entries: Meta[];
+  cursor: string;
+  hasMore: boolean;
+}
+
+export interface TransferOptions {
+  onBytes?: (n: number) => void;
+  signal?: AbortSignal;
+}
+
+type Raw = Record<string, unknown>;
+
+export function toMeta(raw: Raw, kind?: Meta['kind']): Meta {
+  const tag = (kind ?? raw['.tag']) as Meta['kind'];
+  const base = { name: String(raw.name), pathLower: String(raw.path_lower), pathDisplay: String(raw.path_display) };
+  if (tag === 'deleted') return { kind: 'deleted', ...base };
+  if (tag === 'folder') return { kind: 'folder', ...base, id: String(raw.id) };
+  return {
+    kind: 'file',
+    ...base,
+    id: String(raw.id),
+    rev: String(raw.rev),
+    size: Number(raw.size),
+    contentHash: String(raw.content_hash ?? ''),
+    serverModified: String(raw.server_modified),
+    clientModified: String(raw.client_modified),
+  };
+}
+
+export class DropboxClient {
+  readonly tokens: TokenSource;
+  private readonly sdk: Dropbox;
+  private readonly sdkAuth: DropboxAuth;
+  private readonly transport: Transport;
+  private readonly retry: RetryOptions;
+  private readonly fetch: FetchLike;
+
+  constructor(readonly opts: ClientOptions) {
+    this.fetch = endpointFetch(opts.endpoint);
+    this.tokens = new TokenSource(opts, this.fetch);
+    // The SDK gets only the current access token: refreshing is ours (single flight, on 401 too).
+    this.sdkAuth = new DropboxAuth({ fetch: this.fetch });
+    this.sdk = new Dropbox({ auth: this.sdkAuth, fetch: this.fetch });
+    this.transport = new Transport(opts.endpoint, opts.workers + 2);
+    this.retry = {
+      ...DEFAULT_RETRY,
+      ...opts.retry,
+      onExpired: () => this.tokens.expired(),
+      onRetry: (e, attempt, delayMs) => opts.log?.(`retry ${attempt} of ${e.route} in ${delayMs} ms: ${e.message}`),
+      endpointLabel: this.transport.label,
+    };
+  }
+
+  close(): void {
+    this.transport.close();
+  }
+
+  /** An RPC call through the SDK, with the policy. */
+  private rpc<T>(route: string, call: (dbx: Dropbox) => Promise<{ result: unknown }>, signal?: AbortSignal): Promise<T> {
+    return withRetries(
+      route,
+      async () => {
+        this.sdkAuth.setAccessToken(await this.tokens.get());
+        return (await call(this.sdk)).result as T;
+      },
+      { ...this.retry, signal },
+    );
+  }
+
+  async currentAccount(): Promise<{ accountId: string; displayName: string; email: string }> {
+    const r = await this.rpc<{ account_id: string; name: { display_name: string }; email: string }>('users/get_current_account', (d) =>
+      d.usersGetCurrentAccount(),
+    );
+    return { accountId: r.account_id, displayName: r.name.display_name, email: r.email };
+  }
+
+  async spaceUsage(): Promise<{ usedBytes: number; allocatedBytes: number }> {
+    const r = await this.rpc<{ used: number; allocation: { allocated?: number } }>('users/get_space_usage', (d) => d.usersGetSpaceUsage());
+    return { usedBytes: r.used, allocatedBytes: r.allocation.allocated ?? 0 };
+  }
+
+  /** Metadata of a path, or undefined when nothing is there. */
+  async getMetadata(p: string): Promise<FileMeta | FolderMeta | undefined> {
+    const raw = await this.rawMetadata(p);
+    return raw && (toMeta(raw) as FileMeta | FolderMeta);
+  }
+
+  private async rawMetadata(p: string): Promise<Raw | undefined> {
+    try {
+      return await this.rpc<Raw>('files/get_metadata', (d) => d.filesGetMetadata({ path: p }));
+    } catch (e) {
+      if (e instanceof RemoteError && e.code === 'not_found') return undefined;
+      throw e;
+    }
+  }
+
+  async listFolder(p: string, recursive: boolean, limit?: number): Promise<ListPage> {
+    const r = await this.rpc<{ entries: Raw[]; cursor: string; has_more: boolean }>('files/list_folder', (d) =>
+      d.filesListFolder({ path: p, recursive, ...(limit ? { limit } : {}) }),
+    );
+    return { entries: r.entries.map((e) => toMeta(e)), cursor: r.cursor, hasMore: r.has_more };
+  }
+
+  async listContinue(cursor: string): Promise<ListPage> {
+    const r = await this.rpc<{ entries: Raw[]; cursor: string; has_more: boolean }>('files/list_folder/continue', (d) =>
+      d.filesListFolderContinue({ cursor }),
+    );
+    return { entries: r.entries.map((e) => toMeta(e)), cursor: r.cursor, hasMore: r.has_more };
+  }
+
+  /** Every entry under `p` (all pages) and the cursor to follow changes from. */
+  async listAll(p: string, recursive: boolean): Promise<{ entries: Meta[]; cursor: string }> {
+    let page = await this.listFolder(p, recursive);
+    const entries = [...page.entries];
+    while (page.hasMore) {
+      page = await this.listContinue(page.cursor);
+      entries.push(...page.entries);
+    }
+    return { entries, cursor: page.cursor };
+  }
+
+  async latestCursor(p: string, recursive: boolean): Promise<string> {
+    const r = await this.rpc<{ cursor: string }>('files/list_folder/get_latest_cursor', (d) =>
+      d.filesListFolderGetLatestCursor({ path: p, recursive }),
+    );
+    return r.cursor;
+  }
+
+  /** Waits for changes after `cursor` (no token needed). */
+  async longpoll(cursor: string, timeoutSec = 30, signal?: AbortSignal): Promise<{ changes: boolean; backoffSec?: number }> {
+    const r = await withRetries(
+      'files/list_folder/longpoll',
+      async () => (await this.sdk.filesListFolderLongpoll({ cursor, timeout: timeoutSec })).result,
+      { ...this.retry, signal },
+    );
+    return { changes: r.changes, backoffSec: r.backoff };
+  }
+
+  async delete(p: string): Promise<Meta> {
+    const r = await this.rpc<{ metadata: Raw }>('files/delete_v2', (d) => d.filesDeleteV2({ path: p }));
+    return toMeta(r.metadata);
+  }
+
+  async move(from: string, to: string): Promise<Meta> {
+    const r = await this.rpc<{ metadata: Raw }>('files/move_v2', (d) => d.filesMoveV2({ from_path: from, to_path: to }));
+    return toMeta(r.metadata);
+  }
+
+  async createFolder(p: string): Promise<FolderMeta> {
+    const r = await this.rpc<{ metadata: Raw }>('files/create_folder_v2', (d) => d.filesCreateFolderV2({ path: p }));
+    return toMeta(r.metadata, 'folder') as FolderMeta;
+  }
+
+  /** The shared link of a path: a new one, or the one that already exists. */
+  async shareLink(p: string): Promise<string> {
+    try {
+      const r = await this.rpc<{ url: string }>('sharing/create_shared_link_with_settings', (d) => d.sharingCreateSharedLinkWithSettings({ path: p }));
+      return r.url;
+    } catch (e) {
+      if (!(e instanceof RemoteError) || e.tags[0] !== 'shared_link_already_exists') throw e;
+      const existing = await this.listSharedLinks(p, true);
+      if (existing[0]) return existing[0];
+      throw e;
+    }
+  }
+
+  /** URLs of links to exactly `p` (directOnly) or to it and its ancestors. */
+  async listSharedLinks(p: string, directOnly: boolean): Promise<string[]> {
+    const r = await this.rpc<{ links: { url: string; path_lower?: string }[] }>('sharing/list_shared_links', (d) =>
+      d.sharingListSharedLinks({ path: p, direct_only: directOnly }),
+    );
+    return r.links.map((l) => l.url);
+  }
+
+  async revokeSharedLink(url: string): Promise<void> {
+    await this.rpc('sharing/revoke_shared_link', (d) => d.sharingRevokeSharedLink({ url }));
+  }
+
+  /**
+   * Downloads a file into `dest` (atomically: a hidden partial file in the same folder,
+   * renamed over `dest` once the content_hash checks out; removed on any failure).
+   */
+  async download(p: string, dest: string, o: TransferOptions = {}): Promise<FileMeta> {
+    const meta = await this.getMetadata(p);
+    if (!meta) throw new RemoteError('not_found', 'files/get_metadata', `${p} does not exist in Dropbox`);
+    if (meta.kind !== 'file') throw new RemoteError('not_found', 'files/get_metadata', `${p} is a folder, not a file`);
+    const dir = path.dirname(dest);
+    const partial = path.join(dir, `.${path.basename(dest)}.sreg-partial-${randomBytes(4).toString('hex')}`);
+    try {
+      await mkdir(dir, { recursive: true });
+    } catch (e) {
+      throw localError('create the folder', dir, e);
+    }
+    let fh;
+    try {
+      fh = await open(partial, 'wx', 0o644);
+    } catch (e) {
+      throw localError('write into', dir, e);
+    }
+    try {
+      await downloadRanges({
+        transport: this.transport,
+        token: () => this.tokens.get(),
+        retry: this.retry,
+        source: `rev:${meta.rev}`,
+        size: meta.size,
+        contentHash: meta.contentHash,
+        file: fh,
+        fileLabel: dest,
+        workers: this.opts.workers,
+        onBytes: o.onBytes,
+        signal: o.signal,
+      });
+      try {
+        await fh.sync();
+      } catch (e) {
+        throw localError('write', dest, e);
+      }
+      await fh.close();
+      fh = undefined;
+      await rename(partial, dest).catch((e: unknown) => Promise.reject(localError('write', dest, e)));
+      return meta;
+    } catch (e) {
+      await fh?.close().catch(() => undefined);
+      await unlink(partial).catch(() => undefined);
+      if (e instanceof RemoteError && e.code === 'not_found' && e.route === 'files/download') {
+        throw new RemoteError('not_found', 'files/download', `${p} changed or was deleted while it was being downloaded; try again`);
+      }
+      throw e;
+    }
+  }
+
+  /** Uploads a local file of `size` bytes to `commit.path`. */
+  async upload(file: string, size: number, commit: CommitInfo, o: TransferOptions = {}): Promise<FileMeta> {
+    const raw = await uploadFile({
+      transport: this.transport,
+      token: () => this.tokens.get(),
+      retry: this.retry,
+      file,
+      size,
+      commit,
+      workers: this.opts.workers,
+      lookup: async (p) => {
+        const raw = await this.rawMetadata(p);
+        return raw?.['.tag'] === 'file' ? (raw as unknown as RawFileMetadata) : undefined;
+      },
+      onBytes: o.onBytes,
+      signal: o.signal,
+    });
+    return toMeta(raw as unknown as Raw, 'file') as FileMeta;
+  }
+}

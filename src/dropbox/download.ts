@@ -1,0 +1,153 @@
+/**
+ * Parallel ranged download of one revision into a file, checking Dropbox's content_hash as
+ * the bytes arrive. The file is cut into chunks aligned to the 4 MiB hash blocks, a few per
+ * worker, so each block is hashed by exactly one worker in order; a connection cut midway
+ * resumes from the last byte received (the partial block is kept). Memory: at most two 4 MiB
+ * blocks per worker; nothing holds the file.
+ */
+import type { FileHandle } from 'node:fs/promises';
+import { combineBlockDigests, CONTENT_HASH_BLOCK_BYTES, sha256Off } from './content-hash.js';
+import { localError, RemoteError } from './errors.js';
+import { Transport } from './http.js';
+import { withRetries, type RetryOptions } from './retry.js';
+
+const BLOCK = CONTENT_HASH_BLOCK_BYTES;
+
+export interface Chunk {
+  start: number;
+  /** exclusive */
+  end: number;
+}
+
+/** About `chunksPerWorker` block-aligned chunks per worker, sizes differing by at most one block. */
+export function planChunks(size: number, workers: number, chunksPerWorker = 4): Chunk[] {
+  const blocks = Math.ceil(size / BLOCK);
+  const count = Math.max(1, Math.min(blocks, workers * chunksPerWorker));
+  const chunks: Chunk[] = [];
+  let block = 0;
+  for (let i = 0; i < count && block < blocks; i++) {
+    const n = Math.floor(blocks / count) + (i < blocks % count ? 1 : 0);
+    chunks.push({ start: block * BLOCK, end: Math.min(size, (block + n) * BLOCK) });
+    block += n;
+  }
+  return chunks;
+}
+
+/** Runs `task` over `items` with at most `limit` at once; the first failure stops new starts. */
+export async function runPool<T>(items: T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: unknown;
+  const worker = async (): Promise<void> => {
+    while (failed === undefined && next < items.length) {
+      const item = items[next++]!;
+      try {
+        await task(item);
+      } catch (e) {
+        failed ??= e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failed !== undefined) throw failed;
+}
+
+export interface DownloadJob {
+  transport: Transport;
+  token: () => Promise<string>;
+  retry: RetryOptions;
+  /** `rev:…` pins the revision, so a file changed meanwhile is an error, not a mix. */
+  source: string;
+  size: number;
+  contentHash: string;
+  file: FileHandle;
+  fileLabel: string;
+  workers: number;
+  onBytes?: (n: number) => void;
+  signal?: AbortSignal;
+}
+
+/** Writes all of `buf` at `position` (short writes continue). */
+async function writeAll(file: FileHandle, buf: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesWritten } = await file.write(buf, done, buf.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+export async function downloadRanges(job: DownloadJob): Promise<void> {
+  const digests: Buffer[] = new Array<Buffer>(Math.ceil(job.size / BLOCK));
+  await runPool(planChunks(job.size, job.workers), job.workers, async (chunk) => {
+    // Bytes are gathered into whole 4 MiB blocks; each block is written and hashed on the
+    // thread pool while the next one arrives (at most two blocks per worker in memory).
+    let pos = chunk.start;
+    let flushed = chunk.start;
+    let pieces: Buffer[] = [];
+    let inFlight: Promise<void> = Promise.resolve();
+    const flushBlock = async (): Promise<void> => {
+      const block = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
+      pieces = [];
+      const at = flushed;
+      flushed += block.length;
+      const previous = inFlight;
+      inFlight = (async () => {
+        await previous;
+        const [digest] = await Promise.all([
+          sha256Off(block),
+          writeAll(job.file, block, at).catch((e: unknown) => Promise.reject(localError('write', job.fileLabel, e))),
+        ]);
+        digests[Math.floor(at / BLOCK)] = digest;
+      })();
+      // Keep the rejection observed; it is awaited before the chunk ends.
+      inFlight.catch(() => undefined);
+      await previous;
+    };
+    await withRetries(
+      'files/download',
+      async () => {
+        const res = await job.transport.request({
+          route: 'files/download',
+          token: await job.token(),
+          arg: { path: job.source },
+          headers: { range: `bytes=${pos}-${chunk.end - 1}` },
+          signal: job.signal,
+        });
+        if (res.statusCode !== 206 && !(res.statusCode === 200 && pos === 0 && chunk.end === job.size)) {
+          throw await Transport.failure('files/download', res);
+        }
+        const cr = res.headers['content-range'];
+        if (res.statusCode === 206 && cr !== `bytes ${pos}-${chunk.end - 1}/${job.size}`) {
+          res.destroy();
+          throw new RemoteError('api', 'files/download', `Dropbox answered a range request with the wrong range (${cr ?? 'none'})`);
+        }
+        try {
+          for await (const data of res as AsyncIterable<Buffer>) {
+            let off = 0;
+            while (off < data.length) {
+              const blockEnd = Math.min((Math.floor(pos / BLOCK) + 1) * BLOCK, chunk.end);
+              const take = Math.min(data.length - off, blockEnd - pos);
+              if (take <= 0) throw new RemoteError('api', 'files/download', 'Dropbox sent more bytes than asked for');
+              pieces.push(off === 0 && take === data.length ? data : data.subarray(off, off + take));
+              pos += take;
+              off += take;
+              job.onBytes?.(take);
+              if (pos === blockEnd) await flushBlock();
+            }
+          }
+        } catch (e) {
+          res.destroy();
+          throw e;
+        }
+        if (pos < chunk.end) {
+          throw Object.assign(new Error('premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+        }
+      },
+      { ...job.retry, signal: job.signal, endpointLabel: job.transport.label },
+    );
+    await inFlight;
+  });
+  const got = combineBlockDigests(digests);
+  if (got !== job.contentHash) {
+    throw new RemoteError('content_hash_mismatch', 'files/download', `the downloaded bytes do not match Dropbox's content_hash (got ${got.slice(0, 12)}…, expected ${job.contentHash.slice(0, 12)}…)`);
+  }
+}

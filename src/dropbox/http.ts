@@ -1,0 +1,103 @@
+/**
+ * Plain HTTP for the content routes (ranged downloads and uploads stream; the SDK buffers
+ * whole bodies). Keep-alive agents, one per scheme, sized for the transfer workers; requests
+ * go to the endpoint when one is set (tests, the emulator), else to Dropbox's content host.
+ */
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import type { Readable } from 'node:stream';
+import { DROPBOX_HOST_HEADER } from './endpoint.js';
+import { fromHttp, RemoteError } from './errors.js';
+
+const CONTENT_HOST = 'content.dropboxapi.com';
+
+export function headerSafeJson(value: unknown): string {
+  return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+export interface ContentRequest {
+  route: string;
+  token: string;
+  arg: unknown;
+  headers?: Record<string, string>;
+  /** Upload body: a stream (or a Buffer) and its length. */
+  body?: { stream: Readable | Buffer; length: number };
+  signal?: AbortSignal;
+}
+
+export class Transport {
+  private readonly base: URL;
+  private readonly agent: http.Agent;
+  private readonly viaEndpoint: boolean;
+
+  constructor(endpoint: string | undefined, maxSockets: number) {
+    this.viaEndpoint = endpoint !== undefined;
+    this.base = new URL(endpoint ?? `https://${CONTENT_HOST}`);
+    const Agent = this.base.protocol === 'https:' ? https.Agent : http.Agent;
+    this.agent = new Agent({ keepAlive: true, maxSockets, keepAliveMsecs: 30_000 });
+  }
+
+  get label(): string {
+    return this.viaEndpoint ? this.base.origin : 'Dropbox';
+  }
+
+  /** Sends a content-route request; resolves with the response once its headers arrive. */
+  request(r: ContentRequest): Promise<IncomingMessage> {
+    const lib = this.base.protocol === 'https:' ? https : http;
+    const headers: Record<string, string | number> = {
+      authorization: `Bearer ${r.token}`,
+      'dropbox-api-arg': headerSafeJson(r.arg),
+      ...r.headers,
+    };
+    if (this.viaEndpoint) headers[DROPBOX_HOST_HEADER] = CONTENT_HOST;
+    if (r.body) {
+      headers['content-type'] = 'application/octet-stream';
+      headers['content-length'] = r.body.length;
+    }
+    return new Promise((resolve, reject) => {
+      const req = lib.request(
+        new URL(`/2/${r.route}`, this.base),
+        { method: 'POST', headers, agent: this.agent, signal: r.signal },
+        resolve,
+      );
+      req.on('error', reject);
+      const body = r.body?.stream;
+      if (!body) req.end();
+      else if (Buffer.isBuffer(body)) req.end(body);
+      else {
+        body.on('error', (e) => req.destroy(e));
+        body.pipe(req);
+      }
+    });
+  }
+
+  /** Reads a whole (small) answer body: JSON when it parses, else text. */
+  static async readBody(res: IncomingMessage): Promise<unknown> {
+    const chunks: Buffer[] = [];
+    for await (const c of res as AsyncIterable<Buffer>) chunks.push(c);
+    const text = Buffer.concat(chunks).toString('utf8');
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      return text;
+    }
+  }
+
+  /** The RemoteError for a non-success answer (reads its body). */
+  static async failure(route: string, res: IncomingMessage): Promise<RemoteError> {
+    const body = await Transport.readBody(res);
+    const retryAfter = res.headers['retry-after'];
+    return fromHttp(route, res.statusCode ?? 0, body, typeof retryAfter === 'string' ? retryAfter : undefined);
+  }
+
+  /** A JSON call on a content route (uploads): the parsed result or a RemoteError. */
+  async json<T>(r: ContentRequest): Promise<T> {
+    const res = await this.request(r);
+    if (res.statusCode !== 200) throw await Transport.failure(r.route, res);
+    return (await Transport.readBody(res)) as T;
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}

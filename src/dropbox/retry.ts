@@ -1,0 +1,52 @@
+/**
+ * The one retry policy every Dropbox call goes through: 5xx and dropped connections back off
+ * exponentially with full jitter; 429 and `too_many_write_operations` (both forms) wait what
+ * `Retry-After` says (with a little jitter, never less); an expired token is refreshed once and
+ * the call retried at once. Anything else fails at once. Bounded: `maxAttempts` tries.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { classify, LocalError, type RemoteError } from './errors.js';
+
+export interface RetryOptions {
+  maxAttempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** Called before each wait: for --debug logs and progress displays. */
+  onRetry?: (e: RemoteError, attempt: number, delayMs: number) => void;
+  /** Called on an expired token, before the retry; should refresh it. */
+  onExpired?: () => Promise<void>;
+  signal?: AbortSignal;
+  endpointLabel?: string;
+}
+
+export const DEFAULT_RETRY: RetryOptions = { maxAttempts: 8, baseDelayMs: 250, maxDelayMs: 20_000 };
+
+export function backoffMs(attempt: number, o: Pick<RetryOptions, 'baseDelayMs' | 'maxDelayMs'>): number {
+  const ceiling = Math.min(o.maxDelayMs, o.baseDelayMs * 2 ** (attempt - 1));
+  return Math.floor(ceiling / 2 + Math.random() * (ceiling / 2));
+}
+
+export async function withRetries<T>(route: string, fn: (attempt: number) => Promise<T>, o: RetryOptions = DEFAULT_RETRY): Promise<T> {
+  let refreshed = false;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn(attempt);
+    } catch (raw) {
+      if (o.signal?.aborted || raw instanceof LocalError) throw raw;
+      const e = classify(route, raw, o.endpointLabel);
+      if (e.code === 'auth_expired') {
+        if (refreshed || !o.onExpired) throw e;
+        refreshed = true;
+        await o.onExpired();
+        continue;
+      }
+      if (!e.retryable || attempt >= o.maxAttempts) throw e;
+      const delay =
+        e.opts.retryAfterMs !== undefined
+          ? e.opts.retryAfterMs + Math.floor(Math.random() * Math.min(1000, e.opts.retryAfterMs / 4 + 100))
+          : backoffMs(attempt, o);
+      o.onRetry?.(e, attempt, delay);
+      await sleep(delay, undefined, { signal: o.signal });
+    }
+  }
+}
