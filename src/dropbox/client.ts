@@ -79,7 +79,7 @@ export function toMeta(raw: Raw, kind?: Meta['kind']): Meta {
     id: String(raw.id),
     rev: String(raw.rev),
     size: Number(raw.size),
-    contentHash: String(raw.content_hash ?? ''),
+    contentHash: typeof raw.content_hash === 'string' ? raw.content_hash : '',
     serverModified: String(raw.server_modified),
     clientModified: String(raw.client_modified),
   };

@@ -48,7 +48,7 @@ export async function runPool<T>(items: T[], limit: number, task: (item: T) => P
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failed !== undefined) throw failed;
+  if (failed !== undefined) throw failed as Error;
 }
 
 export interface DownloadJob {

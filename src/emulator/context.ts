@@ -7,7 +7,7 @@
 import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Transform } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ContentHasher } from '../dropbox/content-hash.js';
 import { CoalescingWriter } from '../util/coalesce.js';
@@ -124,10 +124,10 @@ export class RequestContext {
   private async sendBody(buf: Buffer): Promise<void> {
     const meter = this.meter(buf.length);
     try {
-      await pipeline(async function* () {
-        // Chunked so pacing and cuts apply inside the body too.
-        for (let i = 0; i < buf.length; i += 65536) yield buf.subarray(i, i + 65536);
-      }, meter, this.res);
+      // Chunked so pacing and cuts apply inside the body too.
+      const pieces: Buffer[] = [];
+      for (let i = 0; i < buf.length; i += 65536) pieces.push(buf.subarray(i, i + 65536));
+      await pipeline(Readable.from(pieces), meter, this.res);
     } catch (e) {
       if (!(e instanceof CutError) && !isClientGone(e)) throw e;
     }

@@ -99,7 +99,7 @@ async function handleApi(state: State, route: string, req: IncomingMessage, res:
     if (fault.error) throw fault.error;
     ctx.cutAfterBytes = fault.cutAfterBytes;
     const arg = await decodeArg(route, def, ctx, url);
-    const result = await def.handle(state, ctx, arg);
+    const result = await def.handle(state, ctx, arg as never);
     if (def.style !== 'download') {
       state.control.countStatus(200);
       await ctx.sendJson(200, result ?? null);
@@ -125,7 +125,7 @@ async function sendError(state: State, ctx: RequestContext, e: unknown): Promise
     return;
   }
   ctx.drain();
-  await ctx.sendJson(err.status, err.body as Json, err.headers);
+  await ctx.sendJson(err.status, err.body, err.headers);
 }
 
 async function handleOAuth(state: State, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {

@@ -4,7 +4,7 @@
  */
 import { unlink } from 'node:fs/promises';
 import { decodeCursor, encodeCursor, type Cursor } from '../cursor.js';
-import { apiError, badRequest, NamespaceError, type Json, type Tagged } from '../errors.js';
+import { apiError, badRequest, NamespaceError, type Json } from '../errors.js';
 import { RelocationError, toMetadata, type Namespace, type Scope } from '../namespace.js';
 import { PathPattern, ROOT_AS_SLASH, ROOT_UNSUPPORTED } from '../paths.js';
 import { bool, opt, req, str, struct, uint } from '../stone.js';
@@ -228,7 +228,7 @@ function relocation(copy: boolean): RouteTable[string] {
         return { metadata: toMetadata(state.ns.relocate(arg.from_path, arg.to_path, arg.autorename, copy), true) };
       } catch (e) {
         if (e instanceof RelocationError) {
-          throw apiError(e.inner ? ({ '.tag': e.tag, [e.tag]: e.inner } as Tagged) : { '.tag': e.tag });
+          throw apiError(e.inner ? { '.tag': e.tag, [e.tag]: e.inner } : { '.tag': e.tag });
         }
         return wrapNs(e, 'from_lookup', 'to');
       }

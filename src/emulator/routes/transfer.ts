@@ -83,12 +83,12 @@ async function receiveToTemp(state: State, ctx: RequestContext): Promise<{ file:
   }
 }
 
-function tooLarge(ctx: RequestContext, e: unknown): unknown {
+function tooLarge(ctx: RequestContext, e: unknown): Error {
   if (e instanceof PayloadTooLarge) {
     ctx.drain();
     return apiError({ '.tag': 'payload_too_large' });
   }
-  return e;
+  return e instanceof Error ? e : new Error(String(e));
 }
 
 async function hashFile(file: string): Promise<string> {

@@ -39,7 +39,7 @@ export interface Route {
    * Returns the JSON result for rpc/upload routes (undefined → `null`). Download routes
    * answer through ctx themselves and return undefined.
    */
-  handle(state: State, ctx: RequestContext, arg: any): Promise<Json | undefined> | Json | undefined;
+  handle(state: State, ctx: RequestContext, arg: never): Promise<Json | undefined> | Json | undefined;
 }
 
 export type RouteTable = Record<string, Route>;
