@@ -6,10 +6,36 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { emulatorCommand } from './emulator.js';
+import { backendCommand } from './commands/backend.js';
+import { shellCommand } from './commands/shell.js';
+import {
+  addCommand,
+  getCommand,
+  imagesCommand,
+  inspectCommand,
+  pullCommand,
+  pushCommand,
+  rmCommand,
+  searchCommand,
+  shareCommand,
+} from './commands/registry.js';
 
 await yargs(hideBin(process.argv))
   .scriptName('sreg')
   .usage('$0 <command> [options]')
+  .option('quiet', { type: 'boolean', default: false, global: true, describe: 'print only results (no banner, no progress)' })
+  .option('debug', { type: 'boolean', default: false, global: true, describe: 'log retries and details to stderr' })
+  .command(pushCommand)
+  .command(pullCommand)
+  .command(searchCommand)
+  .command(imagesCommand)
+  .command(inspectCommand)
+  .command(getCommand)
+  .command(shareCommand)
+  .command(rmCommand)
+  .command(addCommand)
+  .command(backendCommand)
+  .command(shellCommand)
   .command(emulatorCommand)
   .demandCommand(1, 'Say which command to run (sreg --help lists them).')
   .strict()

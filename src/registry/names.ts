@@ -6,7 +6,8 @@
  * collection defaults to `library`, tag to `latest`, every part is lowercased, a `.simg`/`.sif`/
  * `.img` extension is dropped. Where that function is lax in ways that make unsafe or surprising
  * paths, `sreg` refuses instead:
- * - Python drops `.img|.simg|.sif` anywhere in the string (`a.simgx` → `ax`); here only at the end.
+ * - Python drops `.img|.simg|.sif` anywhere in the string (`a.simgx` → `ax`), in lowercase only;
+ *   here only at the end, in any case (`x:red.SIMG` is `x:red`, Python's tag would be `red.simg`).
  * - Python strips any `scheme://` (`docker://`, `shub://`, …); here only `dropbox://`, any other
  *   scheme is an error (this client is Dropbox-only).
  * - Python reads a first part holding `.` or `:` as a registry host (`my.lab/tools` is

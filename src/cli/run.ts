@@ -1,0 +1,28 @@
+/**
+ * Runs one command: builds the session from the environment, calls the command, closes
+ * everything, and turns any failure into one `ERROR …` line and an exit code (errors.ts).
+ */
+import { Session } from '../app/session.js';
+import { describe } from './errors.js';
+import { consoleOutput } from './output.js';
+
+export interface GlobalArgs {
+  quiet?: boolean;
+  debug?: boolean;
+}
+
+export async function run(args: GlobalArgs, fn: (s: Session) => unknown): Promise<void> {
+  const out = consoleOutput({ quiet: args.quiet ?? false, debug: args.debug ?? false });
+  let session: Session | undefined;
+  try {
+    session = Session.fromEnv(process.env, out);
+    await fn(session);
+  } catch (e) {
+    const { message, exitCode } = describe(e);
+    process.stderr.write(`ERROR ${message}\n`);
+    if (args.debug && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
+    process.exitCode = exitCode;
+  } finally {
+    session?.close();
+  }
+}

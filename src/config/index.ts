@@ -1,0 +1,129 @@
+/**
+ * Configuration: one table of options → a frozen, validated Config. Sources, strongest first:
+ * the environment, then the secrets file (`SREGISTRY_CLIENT_SECRETS`, default ~/.sregistry,
+ * the Python client's format: `{"SREGISTRY_CLIENT": "dropbox", "dropbox": {"SREGISTRY_DROPBOX_TOKEN": …}}`),
+ * then defaults. Nothing below `app/` reads `process.env`. A value read from the environment is
+ * never written to the secrets file.
+ */
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export class ConfigError extends Error {
+  readonly code = 'config';
+}
+
+export interface Config {
+  readonly endpoint: string | undefined;
+  readonly accessToken: string | undefined;
+  readonly refreshToken: string | undefined;
+  readonly appKey: string | undefined;
+  readonly appSecret: string | undefined;
+  readonly secretsFile: string;
+  readonly databaseDir: string;
+  readonly storageDir: string;
+  readonly threads: number;
+  readonly cacheDir: string;
+  readonly disableCache: boolean;
+  /** Where each credential came from, for `backend status` and errors (never the value). */
+  readonly sources: Readonly<Record<string, 'env' | 'secrets' | 'default'>>;
+}
+
+type Env = Record<string, string | undefined>;
+type Secrets = { SREGISTRY_CLIENT?: unknown; dropbox?: Record<string, unknown> } & Record<string, unknown>;
+
+interface Option<K extends keyof Config> {
+  key: K;
+  env: string;
+  /** Key inside the secrets file's "dropbox" object, for credentials. */
+  secret?: string;
+  default: (env: Env) => Config[K];
+  parse: (text: string, env: string) => Config[K];
+  help: string;
+}
+
+const home = (env: Env): string => env.HOME ?? os.homedir();
+const text = (t: string): string => t;
+const dir = (t: string): string => path.resolve(t.replace(/^~(?=$|\/)/, os.homedir()));
+
+function endpointUrl(t: string, name: string): string {
+  let u: URL;
+  try {
+    u = new URL(t);
+  } catch {
+    throw new ConfigError(`${name} must be a URL like http://127.0.0.1:8765, got '${t}'`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(`${name} must be an http:// or https:// URL, got '${t}'`);
+  return u.origin;
+}
+
+function threads(t: string, name: string): number {
+  const n = Number(t);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new ConfigError(`${name} must be a whole number from 1 to 64, got '${t}'`);
+  return n;
+}
+
+/** The table. Order is the order `sreg backend status` shows. */
+export const OPTIONS = [
+  { key: 'accessToken', env: 'SREGISTRY_DROPBOX_TOKEN', secret: 'SREGISTRY_DROPBOX_TOKEN', default: () => undefined, parse: text, help: 'Dropbox access token' },
+  { key: 'refreshToken', env: 'SREGISTRY_DROPBOX_REFRESH_TOKEN', secret: 'SREGISTRY_DROPBOX_REFRESH_TOKEN', default: () => undefined, parse: text, help: 'Dropbox refresh token (from `sreg backend login dropbox`)' },
+  { key: 'appKey', env: 'SREGISTRY_DROPBOX_APP_KEY', secret: 'SREGISTRY_DROPBOX_APP_KEY', default: () => undefined, parse: text, help: 'the Dropbox app key (needed with a refresh token)' },
+  { key: 'appSecret', env: 'SREGISTRY_DROPBOX_APP_SECRET', secret: 'SREGISTRY_DROPBOX_APP_SECRET', default: () => undefined, parse: text, help: 'the Dropbox app secret (not for PKCE apps)' },
+  { key: 'endpoint', env: 'SREGISTRY_DROPBOX_ENDPOINT', default: () => undefined, parse: endpointUrl, help: 'send Dropbox requests here instead (the emulator)' },
+  { key: 'databaseDir', env: 'SREGISTRY_DATABASE', default: (e: Env) => path.join(home(e), '.singularity'), parse: dir, help: 'folder of sregistry.db' },
+  { key: 'storageDir', env: 'SREGISTRY_STORAGE', default: (e: Env) => path.join(home(e), '.singularity', 'shub'), parse: dir, help: 'where pull stores images' },
+  { key: 'threads', env: 'SREGISTRY_PYTHON_THREADS', default: () => 9, parse: threads, help: 'parallel transfer workers' },
+  { key: 'cacheDir', env: 'SINGULARITY_CACHEDIR', default: (e: Env) => path.join(home(e), '.singularity'), parse: dir, help: 'root of the block cache and upload spool' },
+  { key: 'disableCache', env: 'SINGULARITY_DISABLE_CACHE', default: () => false, parse: () => true, help: 'cache in a temporary folder removed at exit' },
+] as const satisfies readonly Option<keyof Config>[];
+
+export function secretsPath(env: Env): string {
+  const p = env.SREGISTRY_CLIENT_SECRETS;
+  return p ? dir(p) : path.join(home(env), '.sregistry');
+}
+
+export function readSecrets(file: string): Secrets {
+  let raw: string;
+  try {
+    raw = readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ENOENT') return {};
+    throw new ConfigError(`cannot read the secrets file ${file}: ${(e as Error).message}`);
+  }
+  if (raw.trim() === '') return {};
+  try {
+    const parsed = JSON.parse(raw) as unknown;
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not a JSON object');
+    return parsed as Secrets;
+  } catch (e) {
+    throw new ConfigError(`the secrets file ${file} is not valid JSON (${(e as Error).message}): fix or remove it`);
+  }
+}
+
+export function loadConfig(env: Env): Config {
+  const client = env.SREGISTRY_CLIENT;
+  if (client !== undefined && client !== '' && client !== 'dropbox') {
+    throw new ConfigError(`SREGISTRY_CLIENT is '${client}', but sreg is a Dropbox client: unset it or set it to dropbox`);
+  }
+  const secretsFile = secretsPath(env);
+  const secrets = readSecrets(secretsFile);
+  const dropbox = secrets.dropbox && typeof secrets.dropbox === 'object' ? secrets.dropbox : {};
+  const out: Record<string, unknown> = { secretsFile };
+  const sources: Record<string, 'env' | 'secrets' | 'default'> = {};
+  for (const o of OPTIONS) {
+    const fromEnv = env[o.env];
+    const fromSecrets = 'secret' in o ? dropbox[o.secret] : undefined;
+    if (fromEnv !== undefined && fromEnv !== '') {
+      out[o.key] = o.parse(fromEnv, o.env);
+      sources[o.key] = 'env';
+    } else if (typeof fromSecrets === 'string' && fromSecrets !== '') {
+      out[o.key] = o.parse(fromSecrets, `${o.env} in ${secretsFile}`);
+      sources[o.key] = 'secrets';
+    } else {
+      out[o.key] = o.default(env);
+      sources[o.key] = 'default';
+    }
+  }
+  out.sources = Object.freeze(sources);
+  return Object.freeze(out) as unknown as Config;
+}
