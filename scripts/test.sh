@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 # Nothing a test leaves behind may survive it: run in a private temp dir removed at exit.
-export TMPDIR="$(mktemp -d "${TMPDIR:-/tmp}/sreg-test.XXXXXX")"
+TMPDIR="$(mktemp -d "${TMPDIR:-/tmp}/sreg-test.XXXXXX")"
+export TMPDIR
 trap 'rm -rf "$TMPDIR"' EXIT
 npm test --silent -- "$@"
