@@ -111,8 +111,8 @@ export class RegistryDb {
         `INSERT INTO container (created_at, metrics, name, tag, image, url, uri, client, version, collection_id)
          VALUES (CURRENT_TIMESTAMP, @metrics, @name, @tag, @image, @url, @uri, @client, @version, @collection_id)`,
       ),
-      updateContainer: db.prepare<{ id: number; metrics: string; url: string; client: string; image: string | null }>(
-        'UPDATE container SET metrics = @metrics, url = @url, client = @client, image = coalesce(@image, image) WHERE id = @id',
+      updateContainer: db.prepare<{ id: number; metrics: string; url: string; client: string; image: string | null; version: string }>(
+        'UPDATE container SET metrics = @metrics, url = @url, client = @client, image = coalesce(@image, image), version = @version WHERE id = @id',
       ),
       deleteContainer: db.prepare<[number]>('DELETE FROM container WHERE id = ?'),
     };
@@ -169,14 +169,21 @@ export class RegistryDb {
     const client = rec.client ?? DEFAULT_CLIENT;
     const version = versionOf(rec.n, rec.version);
     const run = this.sqlite.transaction(() => {
-      const existing = this.getContainer({ ...rec.n, version: version ?? undefined }, client);
+      // One record per collection/name:tag and client: a new version (a changed image pulled
+      // again) updates it, as `pull --force` shows `[container][update]`. Another row that
+      // already holds that exact version (the Python client keeps one per version) makes way.
+      const existing = this.getContainer({ ...rec.n, version: undefined }, client);
       if (existing) {
+        const newVersion = version ?? existing.version ?? '';
+        const twin = this.getContainer({ ...rec.n, version: newVersion }, client);
+        if (twin && twin.id !== existing.id) this.stmt.deleteContainer.run(twin.id);
         this.stmt.updateContainer.run({
           id: existing.id,
           metrics: pythonJsonDumps(mergeMetrics(existing.metrics, rec.metrics)),
           url: rec.url,
           client,
           image: rec.image,
+          version: newVersion,
         });
         return { id: existing.id, action: 'update' as const };
       }

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Dropbox, DropboxAuth } from 'dropbox';
 import { TokenSource, type Credentials } from './auth.js';
-import { downloadRanges } from './download.js';
+import { downloadRanges, fetchRange } from './download.js';
 import { endpointFetch, type FetchLike } from './endpoint.js';
 import { localError, RemoteError } from './errors.js';
 import { Transport } from './http.js';
@@ -286,6 +286,11 @@ export class DropboxClient {
       }
       throw e;
     }
+  }
+
+  /** Bytes [start, end) of a revision (`rev:…` or a path), in memory: for one cache block. */
+  readRange(source: string, start: number, end: number, signal?: AbortSignal): Promise<Buffer> {
+    return fetchRange({ transport: this.transport, token: () => this.tokens.get(), retry: this.retry, source, start, end, signal });
   }
 
   /** Uploads a local file of `size` bytes to `commit.path`. */

@@ -151,3 +151,54 @@ export async function downloadRanges(job: DownloadJob): Promise<void> {
     throw new RemoteError('content_hash_mismatch', 'files/download', `the downloaded bytes do not match Dropbox's content_hash (got ${got.slice(0, 12)}…, expected ${job.contentHash.slice(0, 12)}…)`);
   }
 }
+
+export interface RangeJob {
+  transport: Transport;
+  token: () => Promise<string>;
+  retry: RetryOptions;
+  /** `rev:…` */
+  source: string;
+  start: number;
+  /** exclusive */
+  end: number;
+  signal?: AbortSignal;
+}
+
+/** Reads [start, end) of one revision into memory (for one cache block); resumes after a cut. */
+export async function fetchRange(job: RangeJob): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(job.end - job.start);
+  let got = 0;
+  if (out.length === 0) return out;
+  await withRetries(
+    'files/download',
+    async () => {
+      const from = job.start + got;
+      const res = await job.transport.request({
+        route: 'files/download',
+        token: await job.token(),
+        arg: { path: job.source },
+        headers: { range: `bytes=${from}-${job.end - 1}` },
+        signal: job.signal,
+      });
+      if (res.statusCode !== 206) throw await Transport.failure('files/download', res);
+      const cr = res.headers['content-range'];
+      if (typeof cr !== 'string' || !cr.startsWith(`bytes ${from}-${job.end - 1}/`)) {
+        res.destroy();
+        throw new RemoteError('api', 'files/download', `Dropbox answered a range request with the wrong range (${cr ?? 'none'})`);
+      }
+      try {
+        for await (const data of res as AsyncIterable<Buffer>) {
+          if (got + data.length > out.length) throw new RemoteError('api', 'files/download', 'Dropbox sent more bytes than asked for');
+          data.copy(out, got);
+          got += data.length;
+        }
+      } catch (e) {
+        res.destroy();
+        throw e;
+      }
+      if (got < out.length) throw Object.assign(new Error('premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+    },
+    { ...job.retry, signal: job.signal, endpointLabel: job.transport.label },
+  );
+  return out;
+}

@@ -94,17 +94,32 @@ test('upsertContainer: new, then update of the same row; round-trip of every fie
   t.is(db.listContainers().length, 1);
 });
 
-test('a new version is a new record; getContainer without version returns the newest', async (t) => {
+test('a new version updates the record of that name (pull --force of a changed image)', async (t) => {
+  const db = await openDb(t);
+  const a = db.upsertContainer({ n: RED, image: '/s/red.simg', url: URL, metrics: {}, version: HASH_A });
+  const b = db.upsertContainer({ n: { ...RED, version: HASH_B }, image: '/s/red.simg', url: URL, metrics: {} });
+  t.is(b.action, 'update');
+  t.is(b.record.id, a.record.id, 'still one record for pusheen/asaurus:red');
+  t.is(b.record.version, HASH_B);
+  t.is(db.getContainer(RED)?.version, HASH_B);
+  t.is(db.getContainer({ ...RED, version: HASH_A }), undefined, 'the old version is no longer claimed for that file');
+  t.is(db.sqlite.prepare('SELECT count(*) FROM container').pluck().get(), 1);
+  t.is(db.sqlite.prepare('SELECT count(*) FROM collection').pluck().get(), 1);
+});
+
+test('a row that already holds the new version (Python keeps one per version) makes way', async (t) => {
   const db = await openDb(t);
   const a = db.upsertContainer({ n: RED, image: null, url: URL, metrics: {}, version: HASH_A });
-  const b = db.upsertContainer({ n: { ...RED, version: HASH_B }, image: null, url: URL, metrics: {} });
-  t.is(b.action, 'new');
-  t.true(b.record.id > a.record.id);
-  t.is(b.record.version, HASH_B);
-  t.is(b.record.collectionId, a.record.collectionId, 'one collection row');
-  t.is(db.getContainer(RED)?.id, b.record.id);
-  t.is(db.getContainer({ ...RED, version: HASH_A })?.id, a.record.id);
-  t.is(db.sqlite.prepare('SELECT count(*) FROM collection').pluck().get(), 1);
+  // The Python client's own row for another version of the same name.
+  db.sqlite
+    .prepare("INSERT INTO container (created_at, metrics, name, tag, client, version, collection_id) VALUES ('2018-01-28 18:42:13', '{}', 'asaurus', 'red', 'dropbox', ?, ?)")
+    .run(HASH_B, a.record.collectionId);
+  const newest = db.getContainer(RED);
+  t.is(newest?.version, HASH_B, 'the newest row is the Python one');
+  const c = db.upsertContainer({ n: { ...RED, version: HASH_A }, image: '/s/red.simg', url: URL, metrics: {} });
+  t.is(c.action, 'update');
+  t.is(c.record.version, HASH_A);
+  t.is(db.sqlite.prepare('SELECT count(*) FROM container').pluck().get(), 1, 'no two rows claim one name and version');
 });
 
 test('no version is stored as \'\' and the row prints without @', async (t) => {
