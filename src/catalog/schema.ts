@@ -71,4 +71,58 @@ export const MIGRATIONS: readonly Migration[] = [
         BEGIN DELETE FROM container WHERE collection_id = OLD.id; END`);
     },
   },
+  {
+    version: 2,
+    name: 'the mount: remote mirror, block-cache index, upload journal, mounts',
+    up(db) {
+      db.exec(`
+        CREATE TABLE sreg_remote_entries (
+          path_lower TEXT PRIMARY KEY,
+          parent_lower TEXT NOT NULL,
+          path_display TEXT NOT NULL,
+          name TEXT NOT NULL,
+          is_folder INTEGER NOT NULL,
+          id TEXT,
+          rev TEXT,
+          size INTEGER NOT NULL DEFAULT 0,
+          content_hash TEXT,
+          server_modified_ms INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX sreg_remote_entries_parent ON sreg_remote_entries (parent_lower, name);
+        -- key/value: cursor, and whose tree the mirror is (endpoint, account) so a change of either relists
+        CREATE TABLE sreg_remote_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        -- one row per cached 4 MiB block of a revision; sha256 is the block's digest (content_hash check)
+        CREATE TABLE sreg_cache_blocks (
+          rev TEXT NOT NULL,
+          block INTEGER NOT NULL,
+          bytes INTEGER NOT NULL,
+          sha256 BLOB NOT NULL,
+          last_used_ms INTEGER NOT NULL,
+          PRIMARY KEY (rev, block)
+        );
+        CREATE INDEX sreg_cache_blocks_lru ON sreg_cache_blocks (last_used_ms);
+        -- files closed on the mount and not yet in Dropbox
+        CREATE TABLE sreg_uploads (
+          id INTEGER PRIMARY KEY AUTOINCREMENT,
+          path TEXT NOT NULL,
+          path_lower TEXT NOT NULL,
+          parent_lower TEXT NOT NULL,
+          spool TEXT NOT NULL,
+          size INTEGER NOT NULL,
+          state TEXT NOT NULL DEFAULT 'queued',
+          attempts INTEGER NOT NULL DEFAULT 0,
+          last_error TEXT,
+          queued_at_ms INTEGER NOT NULL
+        );
+        CREATE INDEX sreg_uploads_path ON sreg_uploads (path_lower);
+        CREATE INDEX sreg_uploads_parent ON sreg_uploads (parent_lower);
+        CREATE TABLE sreg_mounts (
+          mountpoint TEXT PRIMARY KEY,
+          pid INTEGER NOT NULL,
+          log_file TEXT NOT NULL,
+          control_socket TEXT NOT NULL,
+          started_at_ms INTEGER NOT NULL
+        );`);
+    },
+  },
 ];

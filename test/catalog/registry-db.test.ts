@@ -31,6 +31,19 @@ async function openDb(t: ExecutionContext, folder?: string): Promise<RegistryDb>
   return db;
 }
 
+/** The Python client's two tables, then sreg's own (migration 2: the mount's), by name. */
+const ALL_TABLES = [
+  'collection',
+  'container',
+  'sqlite_sequence',
+  'sreg_cache_blocks',
+  'sreg_mounts',
+  'sreg_remote_entries',
+  'sreg_remote_state',
+  'sreg_schema',
+  'sreg_uploads',
+];
+
 const RED = parseImageUri('pusheen/asaurus:red');
 const HASH_A = '02c08a25c8f4697e16e896239e549a2b';
 const HASH_B = 'ffffa25c8f4697e16e896239e549a2b0';
@@ -46,7 +59,7 @@ test('open creates the folder and sregistry.db, in WAL mode, with the sregistry 
   t.is(db.sqlite.pragma('journal_mode', { simple: true }), 'wal');
   t.is(db.sqlite.pragma('foreign_keys', { simple: true }), 1);
   const tables = db.sqlite.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string; sql: string }[];
-  t.deepEqual(tables.map((r) => r.name), ['collection', 'container', 'sreg_schema']);
+  t.deepEqual(tables.map((r) => r.name), ALL_TABLES);
   t.is(tables.find((r) => r.name === 'collection')?.sql, PY_COLLECTION_DDL);
   t.is(tables.find((r) => r.name === 'container')?.sql, PY_CONTAINER_DDL);
   const applied = db.sqlite.prepare('SELECT version FROM sreg_schema ORDER BY version').pluck().all();
@@ -221,7 +234,7 @@ test('a database the Python client created opens, keeps its tables as they were,
   t.is(sql('container'), PY_CONTAINER_DDL);
   t.deepEqual(
     db.sqlite.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all(),
-    ['collection', 'container', 'sreg_schema'],
+    ALL_TABLES,
   );
 
   const red = db.getContainer(RED);
