@@ -66,25 +66,29 @@ export function combineBlockDigests(digests: Iterable<Uint8Array>): string {
 
 /**
  * Digests of the 4 MiB blocks of [start, end) of a file (start block-aligned), read with
- * positional reads and hashed on the thread pool, two blocks in flight.
+ * positional reads into one reused 1 MiB buffer: constant memory, whatever the file size.
  */
 export async function blockDigests(file: string, start: number, end: number): Promise<Buffer[]> {
   const fh = await open(file, 'r');
+  const buf = Buffer.allocUnsafe(1024 * 1024);
+  const out: Buffer[] = [];
   try {
-    const out: Promise<Buffer>[] = [];
-    for (let pos = start; pos < end; pos += CONTENT_HASH_BLOCK_BYTES) {
-      const len = Math.min(CONTENT_HASH_BLOCK_BYTES, end - pos);
-      const buf = Buffer.allocUnsafe(len);
-      let got = 0;
-      while (got < len) {
-        const { bytesRead } = await fh.read(buf, got, len - got, pos + got);
-        if (bytesRead === 0) throw Object.assign(new Error(`${file} is shorter than expected (it changed while being read)`), { code: 'ESHORT' });
-        got += bytesRead;
+    let block = createHash('sha256');
+    let inBlock = 0;
+    for (let pos = start; pos < end; ) {
+      const want = Math.min(buf.length, end - pos, CONTENT_HASH_BLOCK_BYTES - inBlock);
+      const { bytesRead } = await fh.read(buf, 0, want, pos);
+      if (bytesRead === 0) throw Object.assign(new Error(`${file} is shorter than expected (it changed while being read)`), { code: 'ESHORT' });
+      block.update(buf.subarray(0, bytesRead));
+      pos += bytesRead;
+      inBlock += bytesRead;
+      if (inBlock === CONTENT_HASH_BLOCK_BYTES || pos === end) {
+        out.push(block.digest());
+        block = createHash('sha256');
+        inBlock = 0;
       }
-      out.push(sha256Off(buf));
-      if (out.length >= 2) await out[out.length - 2];
     }
-    return await Promise.all(out);
+    return out;
   } finally {
     await fh.close();
   }

@@ -2,11 +2,13 @@
  * Parallel ranged download of one revision into a file, checking Dropbox's content_hash as
  * the bytes arrive. The file is cut into chunks aligned to the 4 MiB hash blocks, a few per
  * worker, so each block is hashed by exactly one worker in order; a connection cut midway
- * resumes from the last byte received (the partial block is kept). Memory: at most two 4 MiB
- * blocks per worker; nothing holds the file.
+ * resumes from the last byte received (the block's hash state carries on). Memory: about
+ * 1 MiB of socket pieces per worker waiting for a coalesced write; nothing holds the file.
  */
 import type { FileHandle } from 'node:fs/promises';
-import { combineBlockDigests, CONTENT_HASH_BLOCK_BYTES, sha256Off } from './content-hash.js';
+import { createHash, type Hash } from 'node:crypto';
+import { CoalescingWriter } from '../util/coalesce.js';
+import { combineBlockDigests, CONTENT_HASH_BLOCK_BYTES } from './content-hash.js';
 import { localError, RemoteError } from './errors.js';
 import { Transport } from './http.js';
 import { withRetries, type RetryOptions } from './retry.js';
@@ -66,41 +68,20 @@ export interface DownloadJob {
   signal?: AbortSignal;
 }
 
-/** Writes all of `buf` at `position` (short writes continue). */
-async function writeAll(file: FileHandle, buf: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < buf.length) {
-    const { bytesWritten } = await file.write(buf, done, buf.length - done, position + done);
-    done += bytesWritten;
-  }
-}
-
 export async function downloadRanges(job: DownloadJob): Promise<void> {
   const digests: Buffer[] = new Array<Buffer>(Math.ceil(job.size / BLOCK));
-  await runPool(planChunks(job.size, job.workers), job.workers, async (chunk) => {
-    // Bytes are gathered into whole 4 MiB blocks; each block is written and hashed on the
-    // thread pool while the next one arrives (at most two blocks per worker in memory).
+  await runPool(planChunks(job.size, job.workers, 2), job.workers, async (chunk) => {
+    // Each socket piece is hashed (its 4 MiB block's running SHA-256) and queued for a
+    // coalesced positional write: about 1 MiB per worker in memory, no copies.
     let pos = chunk.start;
-    let flushed = chunk.start;
-    let pieces: Buffer[] = [];
-    let inFlight: Promise<void> = Promise.resolve();
-    const flushBlock = async (): Promise<void> => {
-      const block = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
-      pieces = [];
-      const at = flushed;
-      flushed += block.length;
-      const previous = inFlight;
-      inFlight = (async () => {
-        await previous;
-        const [digest] = await Promise.all([
-          sha256Off(block),
-          writeAll(job.file, block, at).catch((e: unknown) => Promise.reject(localError('write', job.fileLabel, e))),
-        ]);
-        digests[Math.floor(at / BLOCK)] = digest;
-      })();
-      // Keep the rejection observed; it is awaited before the chunk ends.
-      inFlight.catch(() => undefined);
-      await previous;
+    let block: Hash = createHash('sha256');
+    const out = new CoalescingWriter(job.file, pos);
+    const flush = async (): Promise<void> => {
+      try {
+        await out.flush();
+      } catch (e) {
+        throw localError('write', job.fileLabel, e);
+      }
     };
     await withRetries(
       'files/download',
@@ -127,16 +108,24 @@ export async function downloadRanges(job: DownloadJob): Promise<void> {
               const blockEnd = Math.min((Math.floor(pos / BLOCK) + 1) * BLOCK, chunk.end);
               const take = Math.min(data.length - off, blockEnd - pos);
               if (take <= 0) throw new RemoteError('api', 'files/download', 'Dropbox sent more bytes than asked for');
-              pieces.push(off === 0 && take === data.length ? data : data.subarray(off, off + take));
+              const piece = off === 0 && take === data.length ? data : data.subarray(off, off + take);
+              block.update(piece);
               pos += take;
               off += take;
               job.onBytes?.(take);
-              if (pos === blockEnd) await flushBlock();
+              if (pos === blockEnd) {
+                digests[Math.floor((pos - 1) / BLOCK)] = block.digest();
+                block = createHash('sha256');
+              }
+              await out.write(piece).catch((e: unknown) => Promise.reject(localError('write', job.fileLabel, e)));
             }
           }
         } catch (e) {
           res.destroy();
           throw e;
+        } finally {
+          // What was hashed must be on disk before a retry resumes after it.
+          await flush();
         }
         if (pos < chunk.end) {
           throw Object.assign(new Error('premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
@@ -144,7 +133,6 @@ export async function downloadRanges(job: DownloadJob): Promise<void> {
       },
       { ...job.retry, signal: job.signal, endpointLabel: job.transport.label },
     );
-    await inFlight;
   });
   const got = combineBlockDigests(digests);
   if (got !== job.contentHash) {
