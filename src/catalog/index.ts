@@ -29,3 +29,5 @@ export { pythonJsonDumps, type PyJsonOptions } from './pyjson.js';
 export { DB_FILE_NAME, DEFAULT_CLIENT, RegistryDb } from './registry-db.js';
 export { MIGRATIONS, PY_COLLECTION_DDL, PY_CONTAINER_DDL, type Migration } from './schema.js';
 export type { CollectionRecord, ContainerRecord, ImageRef, UpsertContainer } from './types.js';
+export { RemoteMirror, parentOf, toEntry } from './mirror.js';
+export { CatalogSync, type CatalogSyncOptions, type SyncClient } from './sync.js';

@@ -8,6 +8,7 @@ import { hideBin } from 'yargs/helpers';
 import { emulatorCommand } from './emulator.js';
 import { backendCommand } from './commands/backend.js';
 import { shellCommand } from './commands/shell.js';
+import { mountCommand, statusCommand, unmountCommand } from './commands/mount.js';
 import {
   addCommand,
   getCommand,
@@ -34,6 +35,9 @@ await yargs(hideBin(process.argv))
   .command(shareCommand)
   .command(rmCommand)
   .command(addCommand)
+  .command(mountCommand)
+  .command(unmountCommand)
+  .command(statusCommand)
   .command(backendCommand)
   .command(shellCommand)
   .command(emulatorCommand)

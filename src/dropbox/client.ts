@@ -11,7 +11,7 @@ import { Dropbox, DropboxAuth } from 'dropbox';
 import { TokenSource, type Credentials } from './auth.js';
 import { downloadRanges, fetchRange } from './download.js';
 import { endpointFetch, type FetchLike } from './endpoint.js';
-import { localError, RemoteError } from './errors.js';
+import { fromHttp, localError, RemoteError } from './errors.js';
 import { Transport } from './http.js';
 import { DEFAULT_RETRY, withRetries, type RetryOptions } from './retry.js';
 import { uploadFile, type CommitInfo, type RawFileMetadata } from './upload.js';
@@ -184,11 +184,31 @@ export class DropboxClient {
     return r.cursor;
   }
 
-  /** Waits for changes after `cursor` (no token needed). */
+  /**
+   * Waits for changes after `cursor` (no token needed). Plain fetch rather than the SDK, so
+   * that `signal` really aborts the open request (the SDK 10.34 has no per-call signal).
+   */
   async longpoll(cursor: string, timeoutSec = 30, signal?: AbortSignal): Promise<{ changes: boolean; backoffSec?: number }> {
+    const route = 'files/list_folder/longpoll';
     const r = await withRetries(
-      'files/list_folder/longpoll',
-      async () => (await this.sdk.filesListFolderLongpoll({ cursor, timeout: timeoutSec })).result,
+      route,
+      async () => {
+        const res = await this.fetch(`https://notify.dropboxapi.com/2/${route}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ cursor, timeout: timeoutSec }),
+          signal: signal as never,
+        });
+        const text = await res.text();
+        let body: unknown = text;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          /* plain-text error */
+        }
+        if (!res.ok) throw fromHttp(route, res.status, body, res.headers.get('retry-after'));
+        return body as { changes: boolean; backoff?: number };
+      },
       { ...this.retry, signal },
     );
     return { changes: r.changes, backoffSec: r.backoff };

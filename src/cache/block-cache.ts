@@ -1,0 +1,478 @@
+/**
+ * BlockCache: the BlockCachePort over block files, an in-memory LRU index persisted to
+ * SQLite, single-flight fetches and readahead. See index.ts for the invariants and the
+ * concurrency rules.
+ */
+import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
+import type { Database } from 'better-sqlite3';
+import { LRUCache } from 'lru-cache';
+import { combineBlockDigests, sha256Off } from '../dropbox/content-hash.js';
+import type { BlockCachePort, CacheStats, FileRef } from '../vfs/ports.js';
+import { BLOCK_BYTES, blockCount, blockKey, blockRange, blocksWithin } from './blocks.js';
+import { BlockFiles, readLocalBlock } from './disk.js';
+import { CacheError } from './errors.js';
+import { IndexDb } from './persist.js';
+import { ReadaheadPlanner } from './readahead.js';
+import { FetchSlots, type Priority, type Ticket } from './slots.js';
+import { revVerdict, type Verdict } from './verify.js';
+
+export interface BlockCacheOptions {
+  /** sregistry.db (migrated); null keeps the index in memory only (SINGULARITY_DISABLE_CACHE). */
+  db: Database | null;
+  /** Where block files live; created. */
+  dir: string;
+  budgetBytes: number;
+  /** Bytes [start, end) of `file`'s revision from the network (client.readRange). */
+  fetch: (file: FileRef, start: number, end: number) => Promise<Buffer>;
+  /** Concurrent fetches (SREGISTRY_PYTHON_THREADS). */
+  maxInFlight: number;
+  removeDirOnClose?: boolean;
+  log?: (line: string) => void;
+  nowMs?: () => number;
+  /** How often last-use times are written to the index (default 5000). */
+  indexFlushIntervalMs?: number;
+}
+
+interface Entry {
+  rev: string;
+  block: number;
+  bytes: number;
+  sha256: Buffer;
+  lastUsedMs: number;
+  /** Its bytes were digested in this session (fetched, adopted, or checked against the row). */
+  verified: boolean;
+}
+
+/** What a waiter on a block gets: its bytes, or "look again" (the block was dropped). */
+const RETRY = Symbol('retry');
+type BlockResult = Buffer | typeof RETRY;
+interface Pending {
+  promise: Promise<BlockResult>;
+  promote(): void;
+}
+
+const noop = (): void => undefined;
+const MAX_ATTEMPTS = 5;
+const WRITE_ERROR_LOG_EVERY_MS = 10_000;
+
+export class BlockCache implements BlockCachePort {
+  private readonly index: LRUCache<string, Entry>;
+  private readonly byRev = new Map<string, Map<number, Entry>>();
+  private readonly inflight = new Map<string, Pending>();
+  private readonly mismatches = new Map<string, number>();
+  private readonly checkedRevs = new Set<string>();
+  private readonly ops = new Set<Promise<unknown>>();
+  private readonly slots: FetchSlots;
+  private readonly diskSlots: FetchSlots;
+  private readonly planner: ReadaheadPlanner;
+  private readonly files: BlockFiles;
+  private readonly persist: IndexDb;
+  private readonly log: (line: string) => void;
+  private readonly now: () => number;
+  private reservedBytes = 0;
+  private hits = 0;
+  private misses = 0;
+  private fetchedBytes = 0;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+  private keepFilesOnDispose = false;
+  private flushScheduled = false;
+  private timer: NodeJS.Timeout | undefined;
+  private lastWriteErrorLogMs = -Infinity;
+
+  static async open(opts: BlockCacheOptions): Promise<BlockCache> {
+    if (!Number.isSafeInteger(opts.budgetBytes) || opts.budgetBytes < 0) throw new RangeError(`budgetBytes must be a non-negative integer, not ${opts.budgetBytes}`);
+    await mkdir(opts.dir, { recursive: true });
+    const cache = new BlockCache(opts);
+    await cache.load();
+    cache.timer = setInterval(() => cache.persist.flush(true), opts.indexFlushIntervalMs ?? 5000);
+    cache.timer.unref();
+    return cache;
+  }
+
+  private constructor(private readonly opts: BlockCacheOptions) {
+    this.log = opts.log ?? noop;
+    this.now = opts.nowMs ?? Date.now;
+    this.slots = new FetchSlots(opts.maxInFlight);
+    this.diskSlots = new FetchSlots(opts.maxInFlight);
+    this.planner = new ReadaheadPlanner(Math.min(opts.maxInFlight, Math.max(0, Math.floor(opts.budgetBytes / BLOCK_BYTES) - 1)));
+    this.files = new BlockFiles(opts.dir, this.log);
+    this.persist = new IndexDb(opts.db, this.log);
+    this.index = new LRUCache<string, Entry>({
+      maxSize: Math.max(1, opts.budgetBytes),
+      sizeCalculation: (e) => e.bytes,
+      dispose: (e) => this.disposed(e),
+    });
+  }
+
+  read(file: FileRef, offset: number, length: number, stream: number): Promise<Buffer> {
+    if (this.closed) return Promise.reject(new CacheError('closed', 'the block cache is closed'));
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+      return Promise.reject(new CacheError('invalid_range', `cannot read ${length} bytes at ${offset}`));
+    }
+    const end = Math.min(file.size, offset + length);
+    if (offset >= end) return Promise.resolve(Buffer.alloc(0));
+    return this.track(async () => {
+      this.checkOnFirstUse(file);
+      const seen = { missed: false };
+      const parts: Promise<Buffer>[] = [];
+      for (let b = Math.floor(offset / BLOCK_BYTES); b * BLOCK_BYTES < end; b++) {
+        const base = b * BLOCK_BYTES;
+        parts.push(this.blockSlice(file, b, Math.max(offset, base) - base, Math.min(end, base + BLOCK_BYTES) - base, seen));
+      }
+      // After the demand fetches are queued, so that they go first.
+      for (const b of this.planner.onRead(stream, file.rev, file.size, offset, end)) {
+        const key = blockKey(file.rev, b);
+        if (!this.index.has(key) && !this.inflight.has(key)) this.fetchBlock(file, b, 'readahead');
+      }
+      const bufs = await Promise.all(parts);
+      if (seen.missed) this.misses++;
+      else this.hits++;
+      return bufs.length === 1 && bufs[0] ? bufs[0] : Buffer.concat(bufs);
+    });
+  }
+
+  forget(stream: number): void {
+    this.planner.forget(stream);
+  }
+
+  adopt(file: FileRef, localPath: string): Promise<void> {
+    if (this.closed) return Promise.reject(new CacheError('closed', 'the block cache is closed'));
+    return this.track(() => this.adoptFile(file, localPath));
+  }
+
+  stats(): CacheStats {
+    return {
+      budgetBytes: this.opts.budgetBytes,
+      usedBytes: this.index.calculatedSize,
+      blocks: this.index.size,
+      hits: this.hits,
+      misses: this.misses,
+      fetchedBytes: this.fetchedBytes,
+    };
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.shutDown();
+    return this.closing;
+  }
+
+  // ---- reads ----
+
+  /** Bytes [from, to) (relative to the block) of block `b`, from disk or the network. */
+  private async blockSlice(file: FileRef, b: number, from: number, to: number, seen: { missed: boolean }): Promise<Buffer> {
+    const key = blockKey(file.rev, b);
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      if (this.closed) throw new CacheError('closed', 'the block cache is closed');
+      const entry = this.index.get(key);
+      if (entry) {
+        this.touch(key, entry);
+        if (!entry.verified) {
+          const r = await this.verifyBlock(key, entry).promise;
+          if (r !== RETRY) return Buffer.from(r.subarray(from, to));
+          continue;
+        }
+        try {
+          return await this.files.read(file.rev, b, from, to);
+        } catch (e) {
+          this.log(`cache: block ${b} of rev ${file.rev} is unreadable (${(e as Error).message}): fetching it again`);
+          if (this.index.peek(key) === entry) this.index.delete(key);
+          continue;
+        }
+      }
+      seen.missed = true;
+      const r = await this.fetchBlock(file, b, 'demand').promise;
+      if (r !== RETRY) return Buffer.from(r.subarray(from, to));
+    }
+    throw new CacheError('corrupt', `block ${b} of rev ${file.rev} kept changing under its readers (${MAX_ATTEMPTS} attempts)`);
+  }
+
+  /** The one fetch of a block (joining the one in flight, if any). */
+  private fetchBlock(file: FileRef, b: number, priority: Priority): Pending {
+    const key = blockKey(file.rev, b);
+    const existing = this.inflight.get(key);
+    if (existing) {
+      if (priority === 'demand') existing.promote();
+      return existing;
+    }
+    const ticket = this.slots.acquire(priority);
+    const pending: Pending = { promise: Promise.resolve(RETRY), promote: () => ticket.promote() };
+    this.inflight.set(key, pending);
+    pending.promise = this.runFetch(file, b, ticket, key, pending);
+    pending.promise.catch(noop); // readahead has no waiter; readers still see the rejection
+    return pending;
+  }
+
+  private async runFetch(file: FileRef, b: number, ticket: Ticket, key: string, pending: Pending): Promise<BlockResult> {
+    try {
+      await ticket.ready;
+      const { start, end } = blockRange(file.size, b);
+      const data = await this.opts.fetch(file, start, end);
+      if (!Buffer.isBuffer(data) || data.length !== end - start) {
+        throw new CacheError('bad_fetch', `fetching bytes ${start}-${end} of rev ${file.rev} returned ${Buffer.isBuffer(data) ? data.length : typeof data} bytes`);
+      }
+      this.fetchedBytes += data.length;
+      await this.store(file.rev, b, data, sha256Off(data));
+      if (this.checkRev(file) !== 'mismatch') return data;
+      const times = this.onMismatch(file);
+      if (times < 2) return RETRY;
+      this.mismatches.delete(file.rev);
+      throw new CacheError('corrupt', `rev ${file.rev} (${file.id}) did not match its content_hash twice in a row`);
+    } catch (e) {
+      if (!(e instanceof CacheError && e.code === 'closed')) this.log(`cache: block ${b} of rev ${file.rev}: ${(e as Error).message}`);
+      throw e;
+    } finally {
+      ticket.release();
+      if (this.inflight.get(key) === pending) this.inflight.delete(key);
+    }
+  }
+
+  /** First use of a block from an earlier session: its bytes against its row's digest. */
+  private verifyBlock(key: string, entry: Entry): Pending {
+    const existing = this.inflight.get(key);
+    if (existing) return existing;
+    const ticket = this.diskSlots.acquire('demand');
+    const pending: Pending = { promise: Promise.resolve(RETRY), promote: noop };
+    this.inflight.set(key, pending);
+    pending.promise = (async (): Promise<BlockResult> => {
+      try {
+        await ticket.ready;
+        const data = await this.files.read(entry.rev, entry.block, 0, entry.bytes);
+        if ((await sha256Off(data)).equals(entry.sha256)) {
+          entry.verified = true;
+          return data;
+        }
+        this.log(`cache: block ${entry.block} of rev ${entry.rev} changed on disk: fetching it again`);
+      } catch (e) {
+        if (e instanceof CacheError && e.code === 'closed') throw e;
+        this.log(`cache: block ${entry.block} of rev ${entry.rev} is unreadable (${(e as Error).message}): fetching it again`);
+      } finally {
+        ticket.release();
+        if (this.inflight.get(key) === pending) this.inflight.delete(key);
+      }
+      if (this.index.peek(key) === entry) this.index.delete(key);
+      return RETRY;
+    })();
+    pending.promise.catch(noop);
+    return pending;
+  }
+
+  // ---- the content_hash check ----
+
+  /** With every block of the rev present: do their digests make `file.contentHash`? */
+  private checkRev(file: FileRef): Verdict {
+    const v = revVerdict(file, this.byRev.get(file.rev));
+    if (v === 'ok') this.mismatches.delete(file.rev);
+    return v;
+  }
+
+  /** Drops every block of the rev; returns how many mismatches in a row it has had. */
+  private onMismatch(file: FileRef): number {
+    const times = (this.mismatches.get(file.rev) ?? 0) + 1;
+    this.mismatches.set(file.rev, times);
+    this.log(`cache: the blocks of rev ${file.rev} (${file.id}) do not make its content_hash (${times} time(s) in a row): dropping them`);
+    this.dropRev(file.rev);
+    return times;
+  }
+
+  /** Blocks kept from an earlier session are checked as a whole at the rev's first read. */
+  private checkOnFirstUse(file: FileRef): void {
+    if (this.checkedRevs.has(file.rev)) return;
+    this.checkedRevs.add(file.rev);
+    if (this.checkRev(file) === 'mismatch') this.onMismatch(file);
+  }
+
+  private dropRev(rev: string): void {
+    for (const b of [...(this.byRev.get(rev)?.keys() ?? [])]) this.index.delete(blockKey(rev, b));
+  }
+
+  // ---- the index ----
+
+  /** Writes a block file and indexes it, within the budget. Never throws: false = not kept. */
+  private async store(rev: string, b: number, data: Buffer, digest: Promise<Buffer>): Promise<boolean> {
+    const key = blockKey(rev, b);
+    digest.catch(noop);
+    if (this.index.has(key) || !this.makeRoom(data.length)) {
+      await digest.catch(noop);
+      return false;
+    }
+    let sha256: Buffer;
+    try {
+      await this.files.settle(); // evicted files are gone before this one is written: disk ≤ budget
+      [sha256] = await Promise.all([digest, this.files.write(rev, b, data)]);
+    } catch (e) {
+      this.reservedBytes -= data.length;
+      this.logWriteError(rev, b, e);
+      return false;
+    }
+    this.reservedBytes -= data.length;
+    if (this.index.has(key)) return true;
+    const entry: Entry = { rev, block: b, bytes: data.length, sha256, lastUsedMs: this.now(), verified: true };
+    this.index.set(key, entry);
+    this.indexed(entry);
+    this.persist.put({ rev, block: b, bytes: entry.bytes, sha256, lastUsedMs: entry.lastUsedMs });
+    this.flushSoon();
+    return true;
+  }
+
+  /** Evicts least recently used blocks until `bytes` more fit; reserves them. */
+  private makeRoom(bytes: number): boolean {
+    const budget = this.opts.budgetBytes;
+    if (this.closed || bytes > budget) return false;
+    while (this.index.calculatedSize + this.reservedBytes + bytes > budget) {
+      if (this.index.size === 0) return false;
+      this.index.pop();
+    }
+    this.reservedBytes += bytes;
+    return true;
+  }
+
+  private indexed(e: Entry): void {
+    let blocks = this.byRev.get(e.rev);
+    if (!blocks) this.byRev.set(e.rev, (blocks = new Map<number, Entry>()));
+    blocks.set(e.block, e);
+  }
+
+  /** lru-cache's dispose: an entry left the index (evicted or dropped). */
+  private disposed(e: Entry): void {
+    const blocks = this.byRev.get(e.rev);
+    if (blocks?.get(e.block) === e) {
+      blocks.delete(e.block);
+      if (blocks.size === 0) this.byRev.delete(e.rev);
+    }
+    if (!this.keepFilesOnDispose) this.files.remove(e.rev, e.block);
+    this.persist.delete(e.rev, e.block);
+    this.flushSoon();
+  }
+
+  private touch(key: string, e: Entry): void {
+    e.lastUsedMs = this.now();
+    this.persist.touch(key, e.rev, e.block, e.lastUsedMs);
+  }
+
+  private flushSoon(): void {
+    if (this.flushScheduled || !this.persist.persistent) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.persist.flush(false);
+    });
+  }
+
+  private logWriteError(rev: string, b: number, e: unknown): void {
+    const now = this.now();
+    if (now - this.lastWriteErrorLogMs < WRITE_ERROR_LOG_EVERY_MS) return;
+    this.lastWriteErrorLogMs = now;
+    this.log(`cache: cannot keep block ${b} of rev ${rev} on disk (${(e as Error).message}); serving it from memory`);
+  }
+
+  // ---- adopt ----
+
+  private async adoptFile(file: FileRef, localPath: string): Promise<void> {
+    let fh: FileHandle;
+    try {
+      fh = await open(localPath, 'r');
+    } catch (e) {
+      throw new CacheError('local_io', `cannot adopt ${localPath}: ${(e as Error).message}`, { cause: e });
+    }
+    const n = blockCount(file.size);
+    const digests: Buffer[] = [];
+    let kept = 0;
+    try {
+      const size = (await fh.stat()).size;
+      if (size !== file.size) throw new CacheError('local_io', `cannot adopt ${localPath}: it has ${size} bytes, rev ${file.rev} has ${file.size}`);
+      const fit = blocksWithin(file.size, this.opts.budgetBytes); // older blocks are evicted to make room
+      for (let b = 0; b < fit && !this.closed; b++) {
+        const data = await readLocalBlock(fh, localPath, file.size, b);
+        const key = blockKey(file.rev, b);
+        if (this.index.has(key) || this.inflight.has(key)) {
+          digests.push(await sha256Off(data));
+          continue;
+        }
+        let release!: (r: BlockResult) => void;
+        const pending: Pending = { promise: new Promise<BlockResult>((r) => (release = r)), promote: noop };
+        this.inflight.set(key, pending);
+        try {
+          const digest = sha256Off(data);
+          if (await this.store(file.rev, b, data, digest)) kept++;
+          digests.push(await digest);
+        } finally {
+          if (this.inflight.get(key) === pending) this.inflight.delete(key);
+          release(data);
+        }
+      }
+    } finally {
+      await fh.close();
+    }
+    if (digests.length === n && file.contentHash) {
+      if (combineBlockDigests(digests) !== file.contentHash) {
+        this.dropRev(file.rev);
+        throw new CacheError('corrupt', `cannot adopt ${localPath}: its bytes do not make the content_hash of rev ${file.rev}`);
+      }
+      this.mismatches.delete(file.rev);
+    }
+    this.log(`cache: adopted ${kept} of ${n} blocks of rev ${file.rev} from ${localPath}`);
+  }
+
+  // ---- open / close ----
+
+  /** Loads the rows whose block file exists; removes rows without a file and files without a row. */
+  private async load(): Promise<void> {
+    const rows = this.persist.load();
+    const scan = await this.files.scan();
+    let missing = 0;
+    for (const row of rows) {
+      const file = this.files.path(row.rev, row.block);
+      if (!scan.blocks.delete(file)) {
+        this.persist.delete(row.rev, row.block);
+        missing++;
+        continue;
+      }
+      const key = blockKey(row.rev, row.block);
+      if (row.bytes <= 0 || row.bytes > BLOCK_BYTES || !this.makeRoom(row.bytes)) {
+        this.files.removePath(file);
+        this.persist.delete(row.rev, row.block);
+        continue;
+      }
+      this.reservedBytes -= row.bytes;
+      const entry: Entry = { ...row, verified: false };
+      this.index.set(key, entry);
+      this.indexed(entry);
+    }
+    for (const file of [...scan.blocks, ...scan.temps]) this.files.removePath(file);
+    this.persist.flush(false);
+    await this.files.removeEmptyDirs(scan.dirs);
+    if (rows.length > 0 || scan.blocks.size > 0) {
+      this.log(
+        `cache: ${this.index.size} blocks (${this.index.calculatedSize} bytes) kept from the last session; ` +
+          `${missing} rows without a file and ${scan.blocks.size + scan.temps.length} files without a row removed`,
+      );
+    }
+  }
+
+  private async shutDown(): Promise<void> {
+    this.closed = true;
+    this.slots.close();
+    this.diskSlots.close();
+    clearInterval(this.timer);
+    while (this.ops.size > 0 || this.inflight.size > 0) {
+      await Promise.allSettled([...this.ops, ...[...this.inflight.values()].map((p) => p.promise)]);
+    }
+    if (this.opts.removeDirOnClose) {
+      this.keepFilesOnDispose = true; // the whole folder goes
+      this.index.clear();
+    }
+    this.persist.flush(true);
+    this.files.closeFiles();
+    await this.files.settle();
+    if (this.opts.removeDirOnClose) await rm(this.opts.dir, { recursive: true, force: true });
+  }
+
+  private track<T>(fn: () => Promise<T>): Promise<T> {
+    const p = fn();
+    this.ops.add(p);
+    const done = (): void => void this.ops.delete(p);
+    void p.then(done, done);
+    return p;
+  }
+}

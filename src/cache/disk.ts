@@ -1,0 +1,143 @@
+/**
+ * Block files: `<dir>/<rev>/<index>`, written to a temporary name and renamed, read with
+ * positional reads through the handle cache, removed in the background. A removal of a path
+ * finishes before a new block file is renamed onto that path, so an eviction can never delete
+ * the block that replaced it.
+ */
+import { mkdir, readdir, rename, rm, rmdir, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { BLOCK_FILE_NAME, blockPath, blockRange, REV_DIR_NAME, revDir, TEMP_FILE_NAME } from './blocks.js';
+import { CacheError } from './errors.js';
+import { FdCache } from './fds.js';
+
+export interface ScanResult {
+  /** Paths of block files found. */
+  blocks: Set<string>;
+  /** Temporary files left by a crash. */
+  temps: string[];
+  /** Rev folders found. */
+  dirs: string[];
+}
+
+export class BlockFiles {
+  private readonly knownDirs = new Set<string>();
+  private readonly pendingUnlinks = new Map<string, Promise<void>>();
+  private readonly fds: FdCache;
+  private seq = 0;
+
+  constructor(
+    readonly dir: string,
+    private readonly log: (line: string) => void,
+    maxOpenFiles = 32,
+  ) {
+    this.fds = new FdCache(maxOpenFiles);
+  }
+
+  path(rev: string, index: number): string {
+    return blockPath(this.dir, rev, index);
+  }
+
+  async write(rev: string, index: number, data: Uint8Array): Promise<void> {
+    const folder = revDir(this.dir, rev);
+    const final = this.path(rev, index);
+    const tmp = `${final}.tmp-${process.pid}-${++this.seq}`;
+    try {
+      if (!this.knownDirs.has(folder)) {
+        await mkdir(folder, { recursive: true });
+        this.knownDirs.add(folder);
+      }
+      await writeFile(tmp, data);
+      await this.pendingUnlinks.get(final);
+      await rename(tmp, final);
+    } catch (e) {
+      this.knownDirs.delete(folder);
+      await rm(tmp, { force: true }).catch(() => undefined);
+      throw e;
+    }
+    this.fds.invalidate(final);
+  }
+
+  /** Bytes [from, to) of a block file; rejects (code ESHORT) if the file is shorter. */
+  read(rev: string, index: number, from: number, to: number): Promise<Buffer> {
+    const file = this.path(rev, index);
+    return this.fds.use(file, async (fh) => {
+      const out = Buffer.allocUnsafe(to - from);
+      let got = 0;
+      while (got < out.length) {
+        const { bytesRead } = await fh.read(out, got, out.length - got, from + got);
+        if (bytesRead === 0) throw Object.assign(new Error(`${file} is shorter than its index says`), { code: 'ESHORT' });
+        got += bytesRead;
+      }
+      return out;
+    });
+  }
+
+  /** Removes a block file in the background (tracked until done). */
+  remove(rev: string, index: number): void {
+    this.removePath(this.path(rev, index));
+  }
+
+  removePath(file: string): void {
+    this.fds.invalidate(file);
+    const job: Promise<void> = (this.pendingUnlinks.get(file) ?? Promise.resolve())
+      .then(() => unlink(file))
+      .catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOENT') this.log(`cache: cannot remove ${file}: ${e.message}`);
+      })
+      .finally(() => {
+        if (this.pendingUnlinks.get(file) === job) this.pendingUnlinks.delete(file);
+      });
+    this.pendingUnlinks.set(file, job);
+  }
+
+  /** Waits for the removals in progress. */
+  async settle(): Promise<void> {
+    while (this.pendingUnlinks.size > 0) await Promise.all([...this.pendingUnlinks.values()]);
+  }
+
+  /** What the cache folder holds (names that are not the cache's are left alone). */
+  async scan(): Promise<ScanResult> {
+    const out: ScanResult = { blocks: new Set(), temps: [], dirs: [] };
+    for (const d of await readdir(this.dir, { withFileTypes: true })) {
+      if (!d.isDirectory() || !REV_DIR_NAME.test(d.name)) continue;
+      const folder = path.join(this.dir, d.name);
+      out.dirs.push(folder);
+      for (const f of await readdir(folder, { withFileTypes: true })) {
+        if (!f.isFile()) continue;
+        if (BLOCK_FILE_NAME.test(f.name)) out.blocks.add(path.join(folder, f.name));
+        else if (TEMP_FILE_NAME.test(f.name)) out.temps.push(path.join(folder, f.name));
+      }
+    }
+    return out;
+  }
+
+  /** Removes rev folders that are empty (others stay). */
+  async removeEmptyDirs(dirs: string[]): Promise<void> {
+    await this.settle();
+    for (const folder of dirs) {
+      await rmdir(folder).catch(() => undefined);
+      this.knownDirs.delete(folder);
+    }
+  }
+
+  closeFiles(): void {
+    this.fds.closeAll();
+  }
+}
+
+/** Block `b` of a local file of `size` bytes, with positional reads. */
+export async function readLocalBlock(fh: FileHandle, file: string, size: number, b: number): Promise<Buffer> {
+  const { start, end } = blockRange(size, b);
+  const out = Buffer.allocUnsafe(end - start);
+  let got = 0;
+  try {
+    while (got < out.length) {
+      const { bytesRead } = await fh.read(out, got, out.length - got, start + got);
+      if (bytesRead === 0) throw new Error(`it ended at ${start + got} bytes`);
+      got += bytesRead;
+    }
+  } catch (e) {
+    throw new CacheError('local_io', `cannot adopt ${file}: ${(e as Error).message}`, { cause: e });
+  }
+  return out;
+}

@@ -1,0 +1,41 @@
+/**
+ * The block cache (`BlockCachePort`): file bytes for the mount, read in the 4 MiB blocks of
+ * Dropbox's content_hash through ranged fetches, kept on disk as one file per block
+ * (`<dir>/<rev>/<index>`), indexed in memory (lru-cache, a byte budget) and in
+ * `sreg_cache_blocks` so that a remount starts warm.
+ *
+ * Invariants
+ * - Blocks are keyed by revision: a changed file (new rev) never serves old bytes.
+ * - Indexed bytes + bytes being written ≤ `budgetBytes`, always; room is made by evicting the
+ *   least recently used blocks first (the file and its row go with the entry).
+ * - A block file is written to a temporary name and renamed; its row is written after the
+ *   rename; a removal of a path finishes before another block is renamed onto it. At open,
+ *   rows without a file and files (or temporaries) without a row are removed.
+ * - Every indexed block has the SHA-256 of its bytes. Blocks fetched or adopted in this session
+ *   were digested from the bytes written; a block from an earlier session is digested from
+ *   disk at its first use and refetched if it differs from its row. When every block of a rev
+ *   is indexed, the block digests must make `file.contentHash`: if not, all its blocks are
+ *   dropped and the reads that follow fetch again; a second mismatch in a row fails the read
+ *   that completed the rev with CacheError('corrupt').
+ * - A fetch that fails rejects the reads that need that block with the fetch's own error
+ *   (RemoteError); nothing is remembered, so the next read tries again. A block that cannot be
+ *   written (disk full) is served from memory to its readers and not kept.
+ *
+ * Concurrency
+ * - One JS thread; file I/O is fs.promises (positional reads, a bounded handle cache) and
+ *   digests run on the thread pool (WebCrypto); SQLite writes are short batched transactions
+ *   (inserts/deletes on the next turn of the loop, last-use times every few seconds and at close).
+ * - Single flight: one promise per block being fetched, adopted or checked; every reader of that
+ *   block waits on it. At most `maxInFlight` fetches run at once; a waiting reader's fetch goes
+ *   before readahead, and readahead never takes the last free slot. A fetch holds its slot until
+ *   its block is on disk, so at most `maxInFlight` fetched blocks are in memory besides what
+ *   reads return (reads return copies of their slices).
+ * - Readahead: a stream whose read starts where its last one ended is sequential; its window
+ *   opens at 1 block and doubles at each new block, up to `maxInFlight` (and never more than
+ *   the budget holds). Other reads fetch only the blocks they touch.
+ * - close() fails queued fetches, waits for reads, adopts and running fetches, writes the index,
+ *   and with `removeDirOnClose` removes `dir`.
+ */
+export { BlockCache, type BlockCacheOptions } from './block-cache.js';
+export { BLOCK_BYTES } from './blocks.js';
+export { CacheError, type CacheErrorCode } from './errors.js';
