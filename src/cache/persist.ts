@@ -46,19 +46,17 @@ export class IndexDb {
         }
       : undefined;
     const st = this.st;
-    this.write =
+    const tx =
       db && st
-        ? (ops, touches) =>
-            db
-              .transaction(() => {
-                for (const op of ops) {
-                  if (op.kind === 'put') st.put.run(op.row.rev, op.row.block, op.row.bytes, op.row.sha256, op.row.lastUsedMs);
-                  else st.del.run(op.rev, op.block);
-                }
-                for (const t of touches) st.touch.run(t.ms, t.rev, t.block);
-              })
-              .immediate()
+        ? db.transaction((ops: Op[], touches: Touch[]) => {
+            for (const op of ops) {
+              if (op.kind === 'put') st.put.run(op.row.rev, op.row.block, op.row.bytes, op.row.sha256, op.row.lastUsedMs);
+              else st.del.run(op.rev, op.block);
+            }
+            for (const t of touches) st.touch.run(t.ms, t.rev, t.block);
+          })
         : undefined;
+    this.write = tx ? (ops, touches) => tx.immediate(ops, [...touches]) : undefined;
   }
 
   get persistent(): boolean {

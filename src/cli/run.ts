@@ -9,10 +9,12 @@ import { consoleOutput } from './output.js';
 export interface GlobalArgs {
   quiet?: boolean;
   debug?: boolean;
+  /** Machine-readable output: nothing but the JSON on stdout (no banner). */
+  json?: boolean;
 }
 
 export async function run(args: GlobalArgs, fn: (s: Session) => unknown): Promise<void> {
-  const out = consoleOutput({ quiet: args.quiet ?? false, debug: args.debug ?? false });
+  const out = consoleOutput({ quiet: (args.quiet ?? false) || (args.json ?? false), debug: args.debug ?? false });
   let session: Session | undefined;
   try {
     session = Session.fromEnv(process.env, out);

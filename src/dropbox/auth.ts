@@ -47,11 +47,20 @@ export class TokenSource {
     return this.refresh();
   }
 
-  /** After a 401 expired_access_token. Without a refresh token there is nothing to do. */
-  async expired(): Promise<void> {
+  /**
+   * After a 401 expired_access_token on a call that sent `usedToken`. Concurrent callers that
+   * all saw the same token expire share one refresh; one that sent a token already replaced
+   * just retries with the new one.
+   */
+  async expired(usedToken?: string): Promise<void> {
     if (!this.canRefresh) {
       throw new RemoteError('auth', 'auth', 'the Dropbox access token has expired: set a new SREGISTRY_DROPBOX_TOKEN, or use a refresh token (`sreg backend login dropbox`)');
     }
+    if (this.inflight) {
+      await this.inflight;
+      return;
+    }
+    if (usedToken !== undefined && this.token !== undefined && usedToken !== this.token) return;
     this.expiresAtMs = 0;
     await this.refresh();
   }

@@ -103,7 +103,7 @@ export class DropboxClient {
     this.retry = {
       ...DEFAULT_RETRY,
       ...opts.retry,
-      onExpired: () => this.tokens.expired(),
+      onExpired: (used) => this.tokens.expired(used),
       onRetry: (e, attempt, delayMs) => opts.log?.(`retry ${attempt} of ${e.route} in ${delayMs} ms: ${e.message}`),
       endpointLabel: this.transport.label,
     };
@@ -117,8 +117,9 @@ export class DropboxClient {
   private rpc<T>(route: string, call: (dbx: Dropbox) => Promise<{ result: unknown }>, signal?: AbortSignal): Promise<T> {
     return withRetries(
       route,
-      async () => {
-        this.sdkAuth.setAccessToken(await this.tokens.get());
+      async (attempt) => {
+        attempt.token = await this.tokens.get();
+        this.sdkAuth.setAccessToken(attempt.token);
         return (await call(this.sdk)).result as T;
       },
       { ...this.retry, signal },

@@ -85,10 +85,10 @@ export async function downloadRanges(job: DownloadJob): Promise<void> {
     };
     await withRetries(
       'files/download',
-      async () => {
+      async (attempt) => {
         const res = await job.transport.request({
           route: 'files/download',
-          token: await job.token(),
+          token: (attempt.token = await job.token()),
           arg: { path: job.source },
           headers: { range: `bytes=${pos}-${chunk.end - 1}` },
           signal: job.signal,
@@ -159,11 +159,11 @@ export async function fetchRange(job: RangeJob): Promise<Buffer> {
   if (out.length === 0) return out;
   await withRetries(
     'files/download',
-    async () => {
+    async (attempt) => {
       const from = job.start + got;
       const res = await job.transport.request({
         route: 'files/download',
-        token: await job.token(),
+        token: (attempt.token = await job.token()),
         arg: { path: job.source },
         headers: { range: `bytes=${from}-${job.end - 1}` },
         signal: job.signal,

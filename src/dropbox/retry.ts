@@ -13,22 +13,37 @@ export interface RetryOptions {
   maxDelayMs: number;
   /** Called before each wait: for --debug logs and progress displays. */
   onRetry?: (e: RemoteError, attempt: number, delayMs: number) => void;
-  /** Called on an expired token, before the retry; should refresh it. */
-  onExpired?: () => Promise<void>;
+  /** Called on an expired token, with the token the attempt used, before the retry; should refresh it. */
+  onExpired?: (usedToken: string | undefined) => Promise<void>;
   signal?: AbortSignal;
   endpointLabel?: string;
 }
 
 export const DEFAULT_RETRY: RetryOptions = { maxAttempts: 8, baseDelayMs: 250, maxDelayMs: 20_000 };
 
+const UNREACHABLE_ATTEMPTS = 3;
+
+function isUnreachable(e: unknown): boolean {
+  const err = e as { code?: string; cause?: { code?: string } };
+  const code = err?.code ?? err?.cause?.code;
+  return code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH';
+}
+
 export function backoffMs(attempt: number, o: Pick<RetryOptions, 'baseDelayMs' | 'maxDelayMs'>): number {
   const ceiling = Math.min(o.maxDelayMs, o.baseDelayMs * 2 ** (attempt - 1));
   return Math.floor(ceiling / 2 + Math.random() * (ceiling / 2));
 }
 
-export async function withRetries<T>(route: string, fn: (attempt: number) => Promise<T>, o: RetryOptions = DEFAULT_RETRY): Promise<T> {
+/** What an attempt tells the policy: the access token it sent (so a refresh happens once). */
+export interface Attempt {
+  number: number;
+  token?: string;
+}
+
+export async function withRetries<T>(route: string, fn: (attempt: Attempt) => Promise<T>, o: RetryOptions = DEFAULT_RETRY): Promise<T> {
   let refreshed = false;
-  for (let attempt = 1; ; attempt++) {
+  for (let n = 1; ; n++) {
+    const attempt: Attempt = { number: n };
     try {
       return await fn(attempt);
     } catch (raw) {
@@ -37,15 +52,17 @@ export async function withRetries<T>(route: string, fn: (attempt: number) => Pro
       if (e.code === 'auth_expired') {
         if (refreshed || !o.onExpired) throw e;
         refreshed = true;
-        await o.onExpired();
+        await o.onExpired(attempt.token);
         continue;
       }
-      if (!e.retryable || attempt >= o.maxAttempts) throw e;
+      if (!e.retryable || n >= o.maxAttempts) throw e;
+      // Nothing listening, or no such host: a few quick tries, not a long wait on a dead endpoint.
+      if (isUnreachable(raw) && n >= UNREACHABLE_ATTEMPTS) throw e;
       const delay =
         e.opts.retryAfterMs !== undefined
           ? e.opts.retryAfterMs + Math.floor(Math.random() * Math.min(1000, e.opts.retryAfterMs / 4 + 100))
-          : backoffMs(attempt, o);
-      o.onRetry?.(e, attempt, delay);
+          : backoffMs(n, o);
+      o.onRetry?.(e, n, delay);
       await sleep(delay, undefined, { signal: o.signal });
     }
   }

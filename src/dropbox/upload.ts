@@ -66,31 +66,36 @@ async function hashRange(file: string, start: number, end: number): Promise<{ bl
   }
 }
 
-function streamRange(job: UploadJob, start: number, end: number, sent: { n: number }) {
-  const stream = createReadStream(job.file, { start, end: Math.max(start, end - 1), highWaterMark: 1024 * 1024 });
-  if (end <= start) stream.destroy();
+/** A read stream of [start, end) that reports progress until it is stopped. */
+function streamRange(job: UploadJob, start: number, end: number, sent: { n: number; stopped: boolean }) {
+  const stream = createReadStream(job.file, { start, end: end - 1, highWaterMark: 1024 * 1024 });
   stream.on('data', (d) => {
+    if (sent.stopped) return;
     sent.n += d.length;
     job.onBytes?.(d.length);
   });
   return { stream, length: end - start };
 }
 
-/** One content-route call with the policy; progress rolls back when an attempt fails. */
+/** One content-route call with the policy; a failed attempt's progress is rolled back. */
 async function send<T>(job: UploadJob, route: string, arg: unknown, range: Chunk | undefined): Promise<T> {
   return withRetries(
     route,
-    async () => {
-      const sent = { n: 0 };
+    async (attempt) => {
+      const sent = { n: 0, stopped: false };
+      const body = range && range.end > range.start ? streamRange(job, range.start, range.end, sent) : undefined;
       try {
         return await job.transport.json<T>({
           route,
-          token: await job.token(),
+          token: (attempt.token = await job.token()),
           arg,
-          body: range && range.end > range.start ? streamRange(job, range.start, range.end, sent) : { stream: Buffer.alloc(0), length: 0 },
+          body: body ?? { stream: Buffer.alloc(0), length: 0 },
           signal: job.signal,
         });
       } catch (e) {
+        // Stop the stream (its fd, and any late progress), then take back what it reported.
+        sent.stopped = true;
+        if (body && !Buffer.isBuffer(body.stream)) body.stream.destroy();
         if (sent.n) job.onBytes?.(-sent.n);
         throw e;
       }
@@ -98,7 +103,6 @@ async function send<T>(job: UploadJob, route: string, arg: unknown, range: Chunk
     { ...job.retry, signal: job.signal, endpointLabel: job.transport.label },
   );
 }
-
 
 function checkResult(job: UploadJob, md: RawFileMetadata, expected: string): RawFileMetadata {
   if (md.content_hash !== undefined && md.content_hash !== expected) {
@@ -148,6 +152,8 @@ async function sequentialSession(job: UploadJob, commit: unknown): Promise<RawFi
     } catch (e) {
       // An earlier append landed without us seeing the answer: carry on from where Dropbox is.
       if (e instanceof RemoteError && e.tags.includes('incorrect_offset') && e.correctOffset !== undefined && e.correctOffset > offset) {
+        // Those bytes did arrive: count them again (the failed attempt's progress was rolled back).
+        job.onBytes?.(e.correctOffset - offset);
         offset = e.correctOffset;
         continue;
       }

@@ -113,7 +113,7 @@ export async function push(ctx: RegistryContext, file: string, name: string, o: 
   bar.done();
   const metrics = await metricsFor(ctx.out, n, file);
   ctx.db().upsertContainer({ n, image: null, url: DOWNLOAD_URL, metrics, version: meta.contentHash });
-  ctx.out.info(`[push] ${formatUri(n)}@${meta.contentHash}`);
+  ctx.out.debug(`pushed ${formatUri(n)}@${meta.contentHash} to ${meta.pathDisplay}`);
   return meta;
 }
 
@@ -129,8 +129,10 @@ export async function pull(ctx: RegistryContext, uri: string, o: { force?: boole
   const meta = await client.download(remote.pathDisplay, dest, { onBytes: (b) => bar.add(b) });
   bar.done();
   const metrics = await metricsFor(ctx.out, n, dest);
-  const { record, action } = ctx.db().upsertContainer({ n, image: dest, url: DOWNLOAD_URL, metrics, version: meta.contentHash });
-  ctx.out.info(`[container][${action}] ${formatUri(n)}`);
+  // A record left by push (remote only, no local file) becoming local is a new container here.
+  const hadLocal = ctx.db().getContainer(n)?.image != null;
+  const { record } = ctx.db().upsertContainer({ n, image: dest, url: DOWNLOAD_URL, metrics, version: meta.contentHash });
+  ctx.out.info(`[container][${hadLocal ? 'update' : 'new'}] ${formatUri(n)}`);
   ctx.out.result(`Success! ${record.image ?? dest}`);
   return dest;
 }

@@ -11,7 +11,7 @@ export const shellCommand: CommandModule<GlobalArgs, GlobalArgs & { name?: strin
   handler: (a) =>
     run(a, async (s) => {
       if (a.name !== undefined && a.name.replace(/:\/\/$/, '') !== 'dropbox') {
-        throw new UsageError(`'${a.name}' is not a client sreg has: sreg is the Dropbox client`);
+        throw new UsageError(`'${a.name}' is not a client sreg has: sreg is the Dropbox client (use: dropbox)`);
       }
       const client = await s.client();
       s.out.info("client: the connected DropboxClient (try: await client.listAll('', true)); db: the local sregistry.db");
