@@ -178,7 +178,10 @@ export async function serveMount(config: Config, o: MountOptions, log: (line: st
     log,
     afterUpload: async (job, meta) => {
       mirror.upsert(toEntry(meta, Date.now()));
-      await cache.adopt({ id: meta.id, rev: meta.rev, size: meta.size, contentHash: meta.contentHash }, job.spoolFile);
+      // The upload succeeded; failing to keep its bytes as cached blocks only costs a download later.
+      await cache.adopt({ id: meta.id, rev: meta.rev, size: meta.size, contentHash: meta.contentHash }, job.spoolFile).catch((e: Error) => {
+        log(`cache: could not keep ${job.path} as cached blocks: ${e.message}`);
+      });
     },
   });
   let space = await client.spaceUsage().catch(() => ({ usedBytes: 0, allocatedBytes: 0 }));

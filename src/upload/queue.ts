@@ -175,7 +175,7 @@ export class UploadQueue extends EventEmitter implements UploadPort {
       const { files, bytes } = this.journal.totals();
       if (files > 0) this.log(`upload: resuming ${files} pending upload(s), ${bytes} bytes`);
       this.startup = (async () => {
-        for (const r of shadowed) await unlinkQuiet(r.spool, this.log);
+        for (const r of shadowed) if (!this.journal.refersTo(r.spool)) await unlinkQuiet(r.spool, this.log);
         const n = await removeOrphans(this.spoolDir, startedAtMs, (f) => this.journal.refersTo(f) || this.holds(f), this.log);
         if (n > 0) this.log(`upload: removed ${n} spool file(s) that no pending upload refers to`);
       })().catch((e: unknown) => this.log(`upload: start-up clean-up failed: ${describeError(e)}`));

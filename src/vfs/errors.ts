@@ -3,6 +3,7 @@
  * errno itself; Dropbox failures (RemoteError) and local disk failures (LocalError, fs
  * errors) are mapped here, exhaustively, so every FUSE reply gets a meaningful errno.
  */
+import { CacheError } from '../cache/errors.js';
 import { LocalError, RemoteError, type RemoteErrorCode } from '../dropbox/errors.js';
 
 export type Errno =
@@ -62,6 +63,7 @@ const LOCAL_ERRNO: Record<string, Errno> = {
 
 export function errnoOf(e: unknown): Errno {
   if (e instanceof VfsError) return e.errno;
+  if (e instanceof CacheError) return e.code === 'invalid_range' ? 'EINVAL' : 'EIO';
   if (e instanceof RemoteError) return REMOTE_ERRNO[e.code];
   const code = e instanceof LocalError ? e.code : (e as { code?: string } | undefined)?.code;
   return (code && LOCAL_ERRNO[code]) || 'EIO';

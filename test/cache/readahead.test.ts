@@ -1,0 +1,117 @@
+/**
+ * Readahead: a sequential reader gets blocks fetched ahead of its reads (a growing window), a
+ * random reader only what it touches; demand fetches go before readahead.
+ */
+import test from 'ava';
+import { FetchSlots } from '../../src/cache/slots.js';
+import { ReadaheadPlanner } from '../../src/cache/readahead.js';
+import { BLOCK, FakeRemote, freshStream, MiB, openCache, rng, tempDir } from './helpers.js';
+
+const CHUNK = 128 * 1024;
+
+test('a sequential reader gets a growing readahead window, fetched ahead of its reads', async (t) => {
+  const remote = new FakeRemote();
+  const f = remote.add(40 * BLOCK);
+  const data = remote.data(f);
+  const { cache } = await openCache(t, { dir: await tempDir(t), fetch: remote.fetch, maxInFlight: 4, budgetBytes: 200 * MiB });
+  const aheadSeen = new Set<number>();
+  for (let offset = 0; offset < f.size; offset += CHUNK) {
+    const got = await cache.read(f, offset, CHUNK, 7);
+    t.true(got.equals(data.subarray(offset, offset + CHUNK)));
+    const current = Math.floor(offset / BLOCK);
+    const furthest = Math.max(...remote.calls.map((c) => c.block));
+    aheadSeen.add(furthest - current);
+  }
+  t.true(aheadSeen.has(1) && aheadSeen.has(2) && aheadSeen.has(4), `blocks requested ahead of the reader: ${[...aheadSeen].join(',')}`);
+  t.is(Math.max(...aheadSeen), 4, 'the window stops at maxInFlight');
+  t.is(remote.count(), 40, 'every block fetched exactly once');
+  const s = cache.stats();
+  t.true(s.hits > s.misses, `mostly served from disk (${s.hits} hits, ${s.misses} misses)`);
+});
+
+test('a random reader fetches only the blocks it touches', async (t) => {
+  const remote = new FakeRemote();
+  const f = remote.add(40 * BLOCK);
+  const data = remote.data(f);
+  const { cache } = await openCache(t, { dir: await tempDir(t), fetch: remote.fetch, maxInFlight: 4, budgetBytes: 200 * MiB });
+  const next = rng(7);
+  const touched = new Set<number>();
+  for (let i = 0; i < 30; i++) {
+    const offset = next(f.size - CHUNK);
+    const got = await cache.read(f, offset, CHUNK, 8); // one stream, random offsets
+    t.true(got.equals(data.subarray(offset, offset + CHUNK)));
+    touched.add(Math.floor(offset / BLOCK));
+    touched.add(Math.floor((offset + CHUNK - 1) / BLOCK));
+  }
+  await cache.close(); // waits for anything in flight
+  t.deepEqual(new Set(remote.calls.map((c) => c.block)), touched);
+  t.is(remote.count(), touched.size);
+});
+
+test('forget drops a stream: its next read starts a new run', (t) => {
+  const p = new ReadaheadPlanner(8);
+  const size = 100 * BLOCK;
+  t.deepEqual(p.onRead(1, 'r', size, 0, CHUNK), []);
+  t.deepEqual(p.onRead(1, 'r', size, CHUNK, 2 * CHUNK), [1]);
+  t.deepEqual(p.onRead(1, 'r', size, 2 * CHUNK, BLOCK + 10), [2, 3], 'entering block 1 doubles the window');
+  t.deepEqual(p.onRead(1, 'r', size, BLOCK + 10, 2 * BLOCK + 10), [3, 4, 5, 6]);
+  t.deepEqual(p.onRead(1, 'other-rev', size, 2 * BLOCK + 10, 2 * BLOCK + 20), [], 'another rev is another run');
+  p.forget(1);
+  t.deepEqual(p.onRead(1, 'r', size, 0, CHUNK), []);
+  t.deepEqual(p.onRead(1, 'r', size, 99 * BLOCK, 100 * BLOCK), [], 'a jump closes the window');
+  t.deepEqual(p.onRead(2, 'r', 3 * BLOCK, 0, BLOCK), []);
+  t.deepEqual(p.onRead(2, 'r', 3 * BLOCK, BLOCK, 2 * BLOCK), [2]);
+  t.deepEqual(p.onRead(2, 'r', 3 * BLOCK, 2 * BLOCK, 3 * BLOCK), [], 'nothing past the last block');
+});
+
+test('slots: demand goes before readahead, readahead keeps one slot free, promotion', async (t) => {
+  const slots = new FetchSlots(3);
+  const order: string[] = [];
+  const take = (name: string, prio: 'demand' | 'readahead') => {
+    const tk = slots.acquire(prio);
+    void tk.ready.then(() => order.push(name));
+    return tk;
+  };
+  const ra = [take('ra1', 'readahead'), take('ra2', 'readahead'), take('ra3', 'readahead'), take('ra4', 'readahead')];
+  await new Promise((r) => setImmediate(r));
+  t.deepEqual(order, ['ra1', 'ra2'], 'readahead leaves one slot free');
+  const d1 = take('d1', 'demand');
+  await new Promise((r) => setImmediate(r));
+  t.deepEqual(order, ['ra1', 'ra2', 'd1'], 'a demand fetch starts at once');
+  const d2 = take('d2', 'demand');
+  ra[0]?.release();
+  await new Promise((r) => setImmediate(r));
+  t.deepEqual(order, ['ra1', 'ra2', 'd1', 'd2'], 'demand before the waiting readahead');
+  ra[3]?.promote(); // a reader now waits on ra4
+  d1.release();
+  await new Promise((r) => setImmediate(r));
+  t.deepEqual(order, ['ra1', 'ra2', 'd1', 'd2', 'ra4'], 'the promoted ticket goes first');
+  for (const tk of [...ra, d1, d2]) tk.release();
+  await new Promise((r) => setImmediate(r));
+  t.deepEqual(order, ['ra1', 'ra2', 'd1', 'd2', 'ra4', 'ra3']);
+  t.is(slots.inFlight, 0, 'released ticket leave no slot taken');
+  slots.close();
+  await t.throwsAsync(slots.acquire('demand').ready, { message: /closed/ });
+});
+
+test('readahead does not starve a demand read', async (t) => {
+  const remote = new FakeRemote();
+  const f = remote.add(20 * BLOCK);
+  const g = remote.add(BLOCK);
+  const { cache } = await openCache(t, { dir: await tempDir(t), fetch: remote.fetch, maxInFlight: 2, budgetBytes: 200 * MiB });
+  await cache.read(f, 0, CHUNK, 9);
+  await cache.read(f, CHUNK, CHUNK, 9); // sequential: readahead of block 1 starts
+  await cache.read(f, BLOCK, 10, freshStream()); // (waits for that readahead to land)
+  remote.hold();
+  await cache.read(f, 2 * CHUNK, BLOCK, 9); // enters block 1 (on disk): the window grows to blocks 2 and 3
+  await new Promise((r) => setTimeout(r, 20));
+  t.is(remote.inFlight, 1, 'readahead of block 2 runs, block 3 waits: one slot stays free');
+  const other = cache.read(g, 0, 10, freshStream());
+  await new Promise((r) => setTimeout(r, 20));
+  t.true(remote.calls.some((c) => c.rev === g.rev), 'the demand fetch started while readahead waits');
+  t.is(remote.inFlight, 2);
+  remote.release();
+  t.true((await other).equals(remote.data(g).subarray(0, 10)));
+  await cache.close();
+  t.is(remote.count(f.rev), 4, 'blocks 0-3 of f');
+});
