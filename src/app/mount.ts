@@ -132,6 +132,8 @@ export async function serveMount(config: Config, o: MountOptions, log: (line: st
   await preflight(config, o.mountpoint);
   const db = RegistryDb.open(config.databaseDir);
   const sqlite = db.sqlite;
+  // A close() the journal accepted must survive a power loss too, not only a kill -9.
+  sqlite.pragma('synchronous = FULL');
   const other = sqlite.prepare('SELECT mountpoint, pid FROM sreg_mounts').all() as { mountpoint: string; pid: number }[];
   for (const m of other) {
     if (m.pid !== process.pid && pidAlive(m.pid)) {
@@ -223,6 +225,13 @@ export async function serveMount(config: Config, o: MountOptions, log: (line: st
     log,
   });
   uploads.on('failed', (job: { path: string }, e: Error) => log(`upload of ${job.path} failed (will retry): ${e.message}`));
+  // Renamed or deleted while uploading, and it landed anyway: that old path should not exist.
+  uploads.on('stray', (job: { path: string }, meta: { pathDisplay: string }) => {
+    client.delete(meta.pathDisplay).then(
+      () => log(`removed ${meta.pathDisplay}: ${job.path} was renamed or deleted while it uploaded`),
+      (e: Error) => log(`could not remove the stray ${meta.pathDisplay}: ${e.message}`),
+    );
+  });
   uploads.start();
   const mounted = await mountFuse(o.mountpoint, vfs, { log, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, debug: o.debug });
   const socketPath = controlSocketPath(o.mountpoint);

@@ -104,8 +104,9 @@ export interface UploadStatus {
 }
 
 /**
- * The write-back queue (upload/). Emits 'uploaded' (job: PendingUpload, entry: EntryInfo)
- * after a file is in Dropbox, and 'failed' (job, error) when an attempt fails (it is retried).
+ * The write-back queue (upload/). Emits 'uploaded' (job: PendingUpload, meta: FileMeta) after
+ * a file is in Dropbox, 'failed' (job, error) when an attempt fails (it is retried), and
+ * 'stray' (job, meta) when a file renamed or deleted mid-upload landed under its old path anyway.
  */
 export interface UploadPort extends EventEmitter {
   /**
@@ -119,6 +120,8 @@ export interface UploadPort extends EventEmitter {
   pendingChildren(parentLower: string): PendingUpload[];
   /** sync: a pending file was renamed (rsync's temp → final): upload it under the new path */
   retarget(fromLower: string, toPath: string): boolean;
+  /** sync: a folder was renamed: its pending files follow it; returns how many */
+  retargetTree(fromLower: string, toPath: string): number;
   /** sync: a pending file was deleted before it was uploaded */
   cancel(pathLower: string): boolean;
   /** Starts the worker (and resumes what a previous run left in the journal). */
@@ -127,6 +130,6 @@ export interface UploadPort extends EventEmitter {
   drain(onProgress?: (s: UploadStatus) => void): Promise<void>;
   /** sync */
   status(): UploadStatus;
-  /** Stops the worker after the current attempt (the journal keeps the rest). */
+  /** Stops the worker, aborting uploads in flight (they stay queued in the journal). */
   stop(): Promise<void>;
 }

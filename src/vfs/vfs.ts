@@ -367,7 +367,9 @@ export class Vfs {
       this.openWrites.set(writing.pathLower, writing);
     }
     const remoteSrc = this.o.catalog.lookup(src.pathLower);
-    const retargeted = this.o.uploads.retarget(src.pathLower, to);
+    const retargeted = src.isFolder ? false : this.o.uploads.retarget(src.pathLower, to);
+    // Files inside a renamed folder that are still waiting for upload go up under the new name.
+    if (src.isFolder) this.o.uploads.retargetTree(src.pathLower, to);
     if (remoteSrc) {
       if (dst && this.o.catalog.lookup(dst.pathLower) && !retargeted) {
         await this.o.remote.delete(dst.pathDisplay);
