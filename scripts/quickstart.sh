@@ -2,8 +2,10 @@
 # Try sreg without a Dropbox account: a local `sreg emulator` seeded with four real SIF images.
 #
 #   scripts/quickstart.sh          set up, build the seed images, start (or reuse) the
-#                                  emulator, upload the images, list them, print how to use it
-#   scripts/quickstart.sh stop     stop the emulator this script started
+#                                  emulator, upload the images, list them, search them with
+#                                  sreg, mount the registry and run an image from the mount,
+#                                  print how to use it
+#   scripts/quickstart.sh stop     unmount, and stop the emulator this script started
 #   scripts/quickstart.sh status   say whether it is running
 #
 # Everything lives in .sreg-quickstart/ (gitignored):
@@ -68,8 +70,23 @@ stop_emulator() {
   rm -f "$pidfile" "$urlfile"
 }
 
+# sreg's own state for the demo stays in .sreg-quickstart/ too: nothing in your ~ is touched.
+sreg_env() {
+  env SREGISTRY_DROPBOX_ENDPOINT="$(cat "$urlfile" 2>/dev/null)" SREGISTRY_DROPBOX_TOKEN="$(cat "$tokenfile" 2>/dev/null)" \
+    SREGISTRY_DATABASE="$qs/db" SINGULARITY_CACHEDIR="$qs/cache" SREGISTRY_STORAGE="$qs/storage" \
+    SREGISTRY_CLIENT_SECRETS="$qs/sregistry.json" node "$cli" "$@"
+}
+mnt="$qs/mnt"
+
+unmount_demo() {
+  if grep -q " $mnt " /proc/mounts 2>/dev/null; then
+    say "unmounting $mnt (pending uploads first)"
+    sreg_env unmount "$mnt" || fusermount -uz "$mnt" 2>/dev/null || true
+  fi
+}
+
 case "${1:-start}" in
-  stop) stop_emulator; exit 0 ;;
+  stop) unmount_demo; stop_emulator; exit 0 ;;
   status)
     if pid="$(running_pid)"; then
       say "running: pid $pid, $(cat "$urlfile" 2>/dev/null || echo '?'), log $logfile"
@@ -208,14 +225,49 @@ node -e '
   console.log(`  (${files.length} files)`);
 ' "$pages"/*.json
 
+# --- 7. the registry commands, and the registry as a filesystem -------------------------------
+echo
+echo "\$ sreg search"
+sreg_env search
+unmount_demo
+mkdir -p "$mnt"
+echo
+echo "\$ sreg mount $mnt"
+sreg_env mount "$mnt" || die "sreg mount failed (see $qs/cache/sreg/logs/)"
+echo
+echo "\$ ls -l $mnt/pusheen"
+ls -l "$mnt/pusheen"
+echo
+echo "\$ getfattr -n user.sregistry.uri $mnt/pusheen/asaurus:red.simg"
+getfattr -n user.sregistry.uri "$mnt/pusheen/asaurus:red.simg" 2>/dev/null || true
+if [ "$(id -u)" -eq 0 ]; then
+  # Run an image the way Singularity does: loop-mount the SIF's system partition, read-only,
+  # straight from the file on the mount (only the blocks it needs are fetched), and run its
+  # runscript inside it.
+  offset="$(node --input-type=module -e "
+    import { readSif, primaryPartition } from '$repo/dist/src/sif/index.js';
+    process.stdout.write(String(primaryPartition(await readSif(process.argv[1])).offset));
+  " "$mnt/pusheen/asaurus:red.simg")"
+  root="$(mktemp -d)"
+  echo
+  echo "\$ mount -o loop,ro,offset=$offset $mnt/pusheen/asaurus:red.simg $root && chroot $root /.singularity.d/runscript"
+  if mount -o loop,ro,offset="$offset" "$mnt/pusheen/asaurus:red.simg" "$root"; then
+    chroot "$root" /.singularity.d/runscript || true
+    umount "$root"
+  fi
+  rmdir "$root"
+fi
+
 cat <<EOF
 
-The emulator is running (pid $(cat "$pidfile"), token $(mask "$DBX_TOKEN")).
-Point sreg at it:
+The emulator is running (pid $(cat "$pidfile"), token $(mask "$DBX_TOKEN")), and the registry
+is mounted on $mnt. Point sreg at the emulator:
 
   export SREGISTRY_DROPBOX_ENDPOINT=$url
   export SREGISTRY_DROPBOX_TOKEN="\$(cat .sreg-quickstart/token)"
 
-Log: .sreg-quickstart/emulator.log
-Stop it with: scripts/quickstart.sh stop
+sreg is `node dist/src/cli/index.js` (or `npm link` puts `sreg` on your PATH). Try: sreg search;
+sreg pull pusheen/asaurus:red; cp some.simg $mnt/vsoch/; sreg status
+Logs: .sreg-quickstart/emulator.log, .sreg-quickstart/cache/sreg/logs/
+Stop both with: scripts/quickstart.sh stop
 EOF
