@@ -1,10 +1,15 @@
 /**
- * Readahead planning, per reader (`stream`). A read that starts where the same stream's last
- * read of the same rev ended is sequential: the window opens at 1 block and doubles each time
- * the reader enters a new block, up to `maxWindowBlocks`. Any other read closes the window
- * (random readers fetch only what they touch). Pure bookkeeping: no I/O, O(1) per read.
+ * Readahead planning, per reader (`stream`). A read that starts near where the same stream's
+ * reads of the same rev have reached (within NEAR_BYTES: the kernel keeps several 128 KiB reads
+ * in flight and they may arrive out of order) is sequential: the window opens at 1 block and
+ * doubles each time the reader enters a new block, up to `maxWindowBlocks`. Any other read
+ * closes the window (random readers fetch only what they touch). Pure bookkeeping: no I/O,
+ * O(1) per read.
  */
 import { BLOCK_BYTES, blockCount } from './blocks.js';
+
+/** How far from the stream's position a read may start and still count as sequential. */
+export const NEAR_BYTES = 1024 * 1024;
 
 interface StreamState {
   rev: string;
@@ -22,14 +27,14 @@ export class ReadaheadPlanner {
   onRead(stream: number, rev: string, size: number, offset: number, end: number): number[] {
     const endBlock = Math.floor((end - 1) / BLOCK_BYTES);
     let s = this.streams.get(stream);
-    if (s && s.rev === rev && s.nextOffset === offset) {
+    if (s && s.rev === rev && Math.abs(offset - s.nextOffset) <= NEAR_BYTES) {
       if (s.windowBlocks === 0) s.windowBlocks = Math.min(1, this.maxWindowBlocks);
       else if (endBlock > s.lastBlock) s.windowBlocks = Math.min(s.windowBlocks * 2, this.maxWindowBlocks);
     } else {
       s = { rev, nextOffset: offset, lastBlock: endBlock, windowBlocks: 0 };
       this.streams.set(stream, s);
     }
-    s.nextOffset = end;
+    s.nextOffset = Math.max(s.nextOffset, end);
     s.lastBlock = Math.max(s.lastBlock, endBlock);
     const last = Math.min(endBlock + s.windowBlocks, blockCount(size) - 1);
     const out: number[] = [];

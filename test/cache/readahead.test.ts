@@ -115,3 +115,18 @@ test('readahead does not starve a demand read', async (t) => {
   await cache.close();
   t.is(remote.count(f.rev), 4, 'blocks 0-3 of f');
 });
+
+test('readahead survives the kernel reordering reads that are in flight together', (t) => {
+  const planner = new ReadaheadPlanner(8);
+  const KiB128 = 128 * 1024;
+  // A sequential reader whose 128 KiB reads arrive 1, 0, 3, 2, 5, 4, …: still sequential.
+  const order = [1, 0, 3, 2, 5, 4, 7, 6, 9, 8];
+  const size = 64 * BLOCK;
+  let fetched: number[] = [];
+  for (const i of order) fetched = fetched.concat(planner.onRead(7, 'rev1', size, i * KiB128, (i + 1) * KiB128));
+  t.true(planner.windowOf(7) >= 1, 'the window stays open');
+  t.true(fetched.includes(1), 'the next block is fetched ahead');
+  // A read far away (a random reader) closes it.
+  planner.onRead(7, 'rev1', size, 40 * BLOCK, 40 * BLOCK + KiB128);
+  t.is(planner.windowOf(7), 0);
+});
