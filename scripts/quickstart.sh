@@ -266,7 +266,7 @@ is mounted on $mnt. Point sreg at the emulator:
   export SREGISTRY_DROPBOX_ENDPOINT=$url
   export SREGISTRY_DROPBOX_TOKEN="\$(cat .sreg-quickstart/token)"
 
-sreg is `node dist/src/cli/index.js` (or `npm link` puts `sreg` on your PATH). Try: sreg search;
+sreg is \`node dist/src/cli/index.js\` (or \`npm link\` puts \`sreg\` on your PATH). Try: sreg search;
 sreg pull pusheen/asaurus:red; cp some.simg $mnt/vsoch/; sreg status
 Logs: .sreg-quickstart/emulator.log, .sreg-quickstart/cache/sreg/logs/
 Stop both with: scripts/quickstart.sh stop

@@ -112,6 +112,10 @@ test('readahead does not starve a demand read', async (t) => {
   t.is(remote.inFlight, 2);
   remote.release();
   t.true((await other).equals(remote.data(g).subarray(0, 10)));
+  // Block 3's readahead was waiting for a slot: it runs once one is free (give it up to 5 s).
+  for (const deadline = Date.now() + 5000; remote.count(f.rev) < 4 && Date.now() < deadline; ) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
   await cache.close();
   t.is(remote.count(f.rev), 4, 'blocks 0-3 of f');
 });
