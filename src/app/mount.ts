@@ -8,7 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, openSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, stat, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -47,11 +47,15 @@ export async function mountedType(mountpoint: string): Promise<string | undefine
   return undefined;
 }
 
-/** A FUSE mount whose process died answers ENOTCONN: clear it so the folder is usable again. */
+/**
+ * A FUSE mount whose process died answers ENOTCONN: clear it so the folder is usable again.
+ * Probed with readdir, which always reaches the filesystem (stat may be answered from the
+ * kernel's attribute cache for a few seconds after the process died).
+ */
 async function clearIfDead(mountpoint: string): Promise<boolean> {
   const type = await mountedType(mountpoint);
   if (!type) return false;
-  const dead = await stat(mountpoint).then(
+  const dead = await readdir(mountpoint).then(
     () => false,
     (e: { code?: string }) => e.code === 'ENOTCONN' || e.code === 'ECONNABORTED' || e.code === 'EIO',
   );
@@ -254,7 +258,8 @@ export async function serveMount(config: Config, o: MountOptions, log: (line: st
   let finished!: () => void;
   const done = new Promise<void>((r) => (finished = r));
   const stop = (progress: (p: unknown) => void): Promise<void> => {
-    stopping ??= (async () => {
+    if (stopping) return stopping;
+    const attempt = (async () => {
       try {
         const open = vfs.openWriteCount();
         if (open > 0) throw new Error(`${open} file(s) are still open for writing on ${o.mountpoint}: close them (let cp/rsync finish), then unmount`);
@@ -273,11 +278,16 @@ export async function serveMount(config: Config, o: MountOptions, log: (line: st
         log(`unmounted ${o.mountpoint}`);
         finished();
       } catch (e) {
-        stopping = undefined;
+        log(`not unmounted: ${(e as Error).message}`);
         throw e;
       }
     })();
-    return stopping;
+    stopping = attempt;
+    // A refused stop (uploads failing, a file open) can be asked again later.
+    attempt.catch(() => {
+      if (stopping === attempt) stopping = undefined;
+    });
+    return attempt;
   };
   const control = await serveControl(socketPath, async (req, progress) => {
     if (req.cmd === 'status') return status();
@@ -319,6 +329,7 @@ export async function unmount(config: Config, mountpoint: string, say: Say): Pro
     }
     const type = await mountedType(mountpoint);
     if (row) db.sqlite.prepare('DELETE FROM sreg_mounts WHERE mountpoint = ?').run(mountpoint);
+    if (row) await unlink(row.control_socket).catch(() => undefined);
     if (type) {
       await forceUnmount(mountpoint);
       const pending = (db.sqlite.prepare('SELECT count(*) AS n FROM sreg_uploads').get() as { n: number }).n;

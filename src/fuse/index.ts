@@ -88,7 +88,7 @@ export function fuseOps(vfs: Vfs, log: FuseLog): Record<string, (...args: never[
       }),
     write: (p: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
       reply('write', p, cb, log, () => vfs.write(fd, buf.subarray(0, len), pos), (n, c) => c(n)),
-    flush: (_p: string, _fd: number, cb: Cb) => cb(0),
+    flush: (p: string, fd: number, cb: Cb) => reply('flush', p, cb, log, () => vfs.flush(fd), ok0),
     fsync: (p: string, fd: number, _datasync: number, cb: Cb) => reply('fsync', p, cb, log, () => vfs.fsync(fd), ok0),
     release: (p: string, fd: number, cb: Cb) => reply('release', p, cb, log, () => vfs.release(fd), ok0),
     truncate: (p: string, size: number, cb: Cb) => reply('truncate', p, cb, log, () => vfs.truncate(p, size), ok0),

@@ -60,6 +60,8 @@ interface WriteHandle {
   fh: FileHandle;
   size: number;
   dirty: boolean;
+  /** The spool file was handed to the upload journal (at a flush): it must not change any more. */
+  committed: boolean;
 }
 
 type Handle = ReadHandle | WriteHandle;
@@ -206,7 +208,7 @@ export class Vfs {
     const fh = await open(spoolPath, truncate ? 'w+' : 'r+', 0o600);
     const size = truncate || !existing ? 0 : existing.size;
     const display = existing?.pathDisplay || dropboxPath(fusePath);
-    return this.addHandle<WriteHandle>({ kind: 'write', path: display, pathLower: lower(fusePath), spoolPath, fh, size, dirty }).id;
+    return this.addHandle<WriteHandle>({ kind: 'write', path: display, pathLower: lower(fusePath), spoolPath, fh, size, dirty, committed: false }).id;
   }
 
   private async copyCurrentBytes(fusePath: string, e: EntryInfo, spoolPath: string): Promise<void> {
@@ -243,6 +245,7 @@ export class Vfs {
   async write(id: number, data: Buffer, offset: number): Promise<number> {
     const h = this.handle(id);
     if (h.kind !== 'write') throw new VfsError('EBADF', 'file not open for writing');
+    await this.unshare(h);
     let done = 0;
     while (done < data.length) {
       const { bytesWritten } = await h.fh.write(data, done, data.length - done, offset + done);
@@ -256,6 +259,7 @@ export class Vfs {
   async ftruncate(id: number, size: number): Promise<void> {
     const h = this.handle(id);
     if (h.kind !== 'write') throw new VfsError('EBADF', 'file not open for writing');
+    await this.unshare(h);
     await h.fh.truncate(size);
     h.size = size;
     h.dirty = true;
@@ -278,28 +282,61 @@ export class Vfs {
     if (h.kind === 'write') await h.fh.datasync();
   }
 
-  /** Last close: a written file is fsynced and handed to the upload journal before this returns. */
+  /**
+   * A write after the spool was handed to the journal (a dup'd fd still writing after another
+   * one closed): the journal's file must not change, so carry on in a copy of it.
+   */
+  private async unshare(h: WriteHandle): Promise<void> {
+    if (!h.committed) return;
+    const copyPath = this.newSpoolPath();
+    const out = await open(copyPath, 'w+', 0o600);
+    const buf = Buffer.allocUnsafe(1024 * 1024);
+    for (let pos = 0; pos < h.size; ) {
+      const { bytesRead } = await h.fh.read(buf, 0, Math.min(buf.length, h.size - pos), pos);
+      if (bytesRead === 0) break;
+      await out.write(buf, 0, bytesRead, pos);
+      pos += bytesRead;
+    }
+    await h.fh.close();
+    h.fh = out;
+    h.spoolPath = copyPath;
+    h.committed = false;
+  }
+
+  /**
+   * close(2) of a descriptor (FUSE FLUSH, which close waits for; RELEASE comes only after
+   * close has returned). A written file is fsynced and recorded in the upload journal here,
+   * before close returns: what close accepted survives a crash.
+   */
+  async flush(id: number): Promise<void> {
+    const h = this.handles.get(id);
+    if (!h || h.kind !== 'write' || !h.dirty) return;
+    await h.fh.datasync();
+    this.o.uploads.enqueue(h.path, h.spoolPath, h.size);
+    h.dirty = false;
+    h.committed = true;
+    this.o.log(`queued ${h.path} (${h.size} bytes) for upload`);
+  }
+
+  /** The last close of a handle: anything not yet journaled is (flush), then the handle goes. */
   async release(id: number): Promise<void> {
     const h = this.handles.get(id);
     if (!h) return;
-    this.handles.delete(id);
     if (h.kind === 'read') {
+      this.handles.delete(id);
       this.o.cache.forget(h.id);
       await h.spool?.close();
       return;
     }
-    if (this.openWrites.get(h.pathLower) === h) this.openWrites.delete(h.pathLower);
     try {
-      if (h.dirty) await h.fh.datasync();
+      await this.flush(id);
     } finally {
+      this.handles.delete(id);
+      // Only now: until the journal row exists the open handle is what shows the file.
+      if (this.openWrites.get(h.pathLower) === h) this.openWrites.delete(h.pathLower);
       await h.fh.close();
+      if (!h.committed) await unlink(h.spoolPath).catch(() => undefined);
     }
-    if (!h.dirty) {
-      await unlink(h.spoolPath).catch(() => undefined);
-      return;
-    }
-    this.o.uploads.enqueue(h.path, h.spoolPath, h.size);
-    this.o.log(`queued ${h.path} (${h.size} bytes) for upload`);
   }
 
   // ---- namespace ------------------------------------------------------------------------

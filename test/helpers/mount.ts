@@ -45,6 +45,9 @@ export interface MountOptions {
   args?: string[];
 }
 
+/** Not exited yet: a process killed by a signal has exitCode null too (and its 'exit' event is gone). */
+const running = (p: ChildProcess): boolean => p.exitCode === null && p.signalCode === null;
+
 async function mountedHere(dir: string): Promise<boolean> {
   const text = await readFile('/proc/mounts', 'utf8');
   return text.split('\n').some((l) => l.split(' ')[1] === dir);
@@ -82,8 +85,10 @@ export async function startMount(t: ExecutionContext, opts: MountOptions = {}): 
     proc.stdout.on('data', (d: Buffer) => (output += d.toString()));
     proc.stderr.on('data', (d: Buffer) => (output += d.toString()));
     const deadline = Date.now() + 60_000;
-    while (!/ready: mounted on/.test(output)) {
-      if (proc.exitCode !== null) throw new Error(`sreg mount exited with ${proc.exitCode}:\n${output}`);
+    // Only this run's output counts: an earlier run's "ready" line is already in it on a remount.
+    const from = output.length;
+    while (!/ready: mounted on/.test(output.slice(from))) {
+      if (!running(proc)) throw new Error(`sreg mount exited with ${proc.exitCode ?? proc.signalCode}:\n${output}`);
       if (Date.now() > deadline) throw new Error(`sreg mount did not become ready in 60 s:\n${output}`);
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -93,7 +98,7 @@ export async function startMount(t: ExecutionContext, opts: MountOptions = {}): 
     const r = await sreg(['unmount', dir], { timeoutMs: 180_000 });
     if (r.code !== 0) throw new Error(`sreg unmount failed (${r.code}): ${r.stderr}`);
     const proc = child;
-    if (proc && proc.exitCode === null) await new Promise((res) => proc.once('exit', res));
+    if (proc && running(proc)) await new Promise((res) => proc.once('exit', res));
   };
 
   t.teardown(async () => {
@@ -102,7 +107,7 @@ export async function startMount(t: ExecutionContext, opts: MountOptions = {}): 
       const r = await sreg(['unmount', dir], { timeoutMs: 60_000 }).catch(() => ({ code: 1 }));
       if (r.code !== 0 || (await mountedHere(dir))) await run('fusermount', ['-uz', dir]).catch(() => undefined);
     }
-    if (child && child.exitCode === null) {
+    if (child && running(child)) {
       child.kill('SIGKILL');
       await new Promise((res) => child!.once('exit', res));
     }
