@@ -1,0 +1,197 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # variables set here are read by the scripts that source this file
+# shellcheck disable=SC2154  # $repo, $data_mib, $latency_ms, $bandwidth are the sourcing script's
+# The parts every benchmark in scripts/ shares, sourced after `cd` to the repo (with $repo
+# set): a private copy of the sreg under test, the test image, a shaped `sreg emulator` of
+# its own, its admin API, timing with CPU accounting, and a clean-up that leaves nothing
+# running. Not run on its own.
+#
+#   bench_init NAME            temp dir ($tmp), start time, traps (EXIT: bench_cleanup_hook,
+#                              then every tracked job and the emulator are stopped, $tmp removed)
+#   bench_private_sreg         $app, $cli, $sreg_desc, $commit (from BENCH_SREG: dist | a revision)
+#   bench_image                $img, $size (BENCH_IMAGE / BENCH_DATA_MIB, as $data_mib)
+#   bench_emulator             $url, $emu_pid, $DBX_TOKEN, $bw_bytes (--latency-ms $latency_ms
+#                              --bandwidth $bandwidth)
+#   admin METHOD PATH [JSON]   the emulator's /__emulator API;  jget JSON a.b  a field
+#   track CMD...               runs CMD as a tracked background job and waits for it
+#   start_timing / stop_timing $t0 $t1 (ns), $l (load1 before), $cpu_c $cpu_e (CPU seconds of
+#                              this shell's finished children and of the emulator)
+
+
+say() { printf '[bench] %s\n' "$*" >&2; }
+die() { say "ERROR: $*"; exit 1; }
+
+now_ns() { date +%s%N; }
+secs() { node -e 'process.stdout.write(((process.argv[2] - process.argv[1]) / 1e9).toFixed(3))' "$1" "$2"; }
+load1() { cut -d' ' -f1 /proc/loadavg; }
+# bench_init NAME: the temp dir and the traps. A script defines bench_cleanup_hook (run first
+# at exit, e.g. to unmount) to stop what only it knows about.
+bench_init() {
+  script_t0="$(date +%s)"
+  load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
+  tmp="$(mktemp -d "${TMPDIR:-/tmp}/sreg-bench-$1.XXXXXX")"
+  emu_pid=""
+  kids=() # background jobs started by this script (each killed with its descendants)
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+bench_cleanup_hook() { :; }
+
+# kill_tree PID: PID and every process below it (children first), by id.
+kill_tree() {
+  local pid="$1" child
+  [ -n "$pid" ] || return 0
+  for child in $(ps -o pid= --ppid "$pid" 2>/dev/null); do kill_tree "$child"; done
+  kill -TERM "$pid" 2>/dev/null || true
+}
+untrack() { # PID: forget a finished background job
+  local i
+  for i in "${!kids[@]}"; do [ "${kids[$i]}" != "$1" ] || unset 'kids[i]'; done
+}
+bench_cleanup() {
+  local rc=$? pid
+  bench_cleanup_hook || true
+  for pid in "${kids[@]}"; do kill_tree "$pid"; done
+  if [ -n "$emu_pid" ] && kill -0 "$emu_pid" 2>/dev/null; then
+    kill -TERM "$emu_pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$emu_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$emu_pid" 2>/dev/null || true
+  fi
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+  exit "$rc"
+}
+
+# track CMD...: runs CMD in the background (so a signal reaches the trap at once) and waits.
+track() {
+  "$@" &
+  local pid=$!
+  kids+=("$pid")
+  local rc=0
+  wait "$pid" || rc=$?
+  untrack "$pid"
+  return "$rc"
+}
+
+# bench_private_sreg: the sreg under test, a private copy in $app (BENCH_SREG: `dist`, a copy of
+# ./dist/src taken now, so a rebuild meanwhile cannot change it; or a git revision whose src/
+# is compiled with tsc in $tmp, leaving the working tree alone).
+bench_private_sreg() {
+  local sreg_from="${BENCH_SREG:-dist}" rev
+  app="$tmp/app"
+  mkdir -p "$app/dist"
+  ln -s "$repo/node_modules" "$app/node_modules"
+  if [ "$sreg_from" = dist ]; then
+    [ -f "$repo/dist/src/cli/index.js" ] || die "dist/src/cli/index.js is missing; run npm run build (or BENCH_SREG=HEAD)"
+    cp "$repo/package.json" "$app/"
+    cp -r "$repo/dist/src" "$app/dist/src"
+    sreg_desc="./dist as built from the working tree, copied at $(date -u '+%H:%M:%S UTC')"
+    commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    if ! git diff --quiet HEAD -- src 2>/dev/null || [ -n "$(git ls-files --others --exclude-standard src 2>/dev/null)" ]; then
+      commit="$commit + uncommitted changes in src/"
+    fi
+  else
+    rev="$(git rev-parse --verify --quiet "$sreg_from^{commit}")" || die "BENCH_SREG: no such revision: $sreg_from"
+    say "compiling src/ of $sreg_from (${rev:0:7}) in $app"
+    git archive "$rev" src package.json tsconfig.json | tar -x -C "$app"
+    cat >"$app/tsconfig.bench.json" <<'JSON'
+{ "extends": "./tsconfig.json", "compilerOptions": { "sourceMap": false }, "include": ["src/**/*.ts"] }
+JSON
+    "$repo/node_modules/.bin/tsc" -p "$app/tsconfig.bench.json" || die "tsc failed on $sreg_from"
+    sreg_desc="src/ of $sreg_from, compiled with tsc at the start"
+    commit="${rev:0:7}"
+  fi
+  sreg_desc="$sreg_desc (BENCH_SREG=$sreg_from)"
+  cli="$app/dist/src/cli/index.js"
+  node "$cli" --help >/dev/null 2>"$tmp/help.err" \
+    || { cat "$tmp/help.err" >&2; die "this sreg does not start (a build in progress? try again, or BENCH_SREG=HEAD)"; }
+  say "sreg under test: $sreg_desc ($commit)"
+}
+
+# bench_image: $img (BENCH_IMAGE, built there and kept if missing; else built in $tmp) and $size.
+bench_image() {
+  if [ -n "${BENCH_IMAGE:-}" ]; then
+    img="$(realpath -m "$BENCH_IMAGE")"
+    if [ -s "$img" ]; then
+      say "reusing $img (BENCH_IMAGE)"
+    else
+      say "building $img (BENCH_IMAGE; kept for later runs)"
+      scripts/build-sif.sh --name bench --tag big --data-mib "$data_mib" "$img" >/dev/null
+    fi
+  else
+    img="$tmp/bench.sif"
+    say "building a ${data_mib} MiB-data SIF in $tmp"
+    scripts/build-sif.sh --name bench --tag big --data-mib "$data_mib" "$img" >/dev/null
+  fi
+  size="$(stat -c %s "$img")"
+  say "image: $size bytes"
+}
+
+# bench_emulator: our own emulator (port 0, a temp root, the token only through the
+# environment), shaped with --latency-ms $latency_ms --bandwidth $bandwidth.
+bench_emulator() {
+  local shaping lat_set
+  DBX_TOKEN="bench-$(node -e 'process.stdout.write(require("node:crypto").randomBytes(16).toString("hex"))')"
+  export DBX_TOKEN
+  mkdir "$tmp/root"
+  SREG_EMULATOR_TOKEN="$DBX_TOKEN" node "$cli" emulator --root "$tmp/root" --port 0 \
+    --latency-ms "$latency_ms" --bandwidth "$bandwidth" \
+    >"$tmp/emulator.out" 2>"$tmp/emulator.err" </dev/null &
+  emu_pid=$!
+  url=""
+  for _ in $(seq 1 300); do
+    url="$(sed -n 's/^listening on \(http:\/\/[^[:space:]]*\).*/\1/p' "$tmp/emulator.out" | head -n1)"
+    [ -n "$url" ] && break
+    kill -0 "$emu_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  [ -n "$url" ] || { cat "$tmp/emulator.err" >&2; die "the emulator did not start"; }
+  say "emulator at $url (pid $emu_pid), --latency-ms $latency_ms --bandwidth $bandwidth"
+  shaping="$(admin GET /config)"
+  bw_bytes="$(jget "$shaping" bandwidthBytesPerSec)"
+  lat_set="$(jget "$shaping" latencyMs)"
+  [ "$lat_set" = "$latency_ms" ] || die "the emulator's latencyMs is $lat_set, not $latency_ms"
+  ((bw_bytes > 0)) || die "the emulator is not shaping bandwidth (--bandwidth $bandwidth)"
+}
+
+admin() { # METHOD PATH [JSON]: prints the answer
+  local status
+  if [ $# -ge 3 ]; then
+    status="$(curl -sS -o "$tmp/admin.json" -w '%{http_code}' -X "$1" "$url/__emulator$2" \
+      -H 'Content-Type: application/json' --data-binary "$3")"
+  else
+    status="$(curl -sS -o "$tmp/admin.json" -w '%{http_code}' -X "$1" "$url/__emulator$2")"
+  fi
+  [ "$status" = 200 ] || die "admin $1 $2 ${3:-}: HTTP $status: $(cat "$tmp/admin.json")"
+  cat "$tmp/admin.json"
+}
+jget() { node -e 'const v = JSON.parse(process.argv[1]); process.stdout.write(String(process.argv[2].split(".").reduce((o, k) => o?.[k], v)))' "$1" "$2"; }
+stats_bytes() { jget "$(admin GET /stats)" "$1"; }
+shaping_off() { admin POST /config '{"bandwidthBytesPerSec":0,"latencyMs":0}' >/dev/null; }
+shaping_on() { admin POST /config "{\"bandwidthBytesPerSec\":$bw_bytes,\"latencyMs\":$latency_ms}" >/dev/null; }
+
+# CPU seconds: the client's = user + sys of this shell's finished children (`times`, run in
+# this shell, not a subshell, so it sees them: curl, dd, sreg), the emulator's from its
+# /proc/PID/stat. start_timing / stop_timing set $l (load1 before), $t0 $t1, $cpu_c $cpu_e.
+clk_tck="$(getconf CLK_TCK)"
+times_children() { # FILE (the output of `times`): user + sys seconds of the children
+  awk 'NR == 2 { s = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] } printf "%.3f", s }' "$1"
+}
+proc_cpu() { awk -v hz="$clk_tck" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat"; } # PID
+emu_cpu() { proc_cpu "$emu_pid"; }
+start_timing() {
+  l="$(load1)"
+  times >"$tmp/times0"
+  e0="$(emu_cpu)"
+  t0="$(now_ns)"
+}
+stop_timing() {
+  t1="$(now_ns)"
+  times >"$tmp/times"
+  local c0 c1 e1
+  e1="$(emu_cpu)"
+  c0="$(times_children "$tmp/times0")"
+  c1="$(times_children "$tmp/times")"
+  cpu_c="$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.2f", b - a }')"
+  cpu_e="$(awk -v a="$e0" -v b="$e1" 'BEGIN { printf "%.2f", b - a }')"
+}
