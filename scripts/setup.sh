@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything sreg needs on a fresh Debian machine of this kind, then builds it.
 # Idempotent: each step is skipped when what it provides is already there.
-#   Debian: libfuse2 fuse attr squashfs-tools siftool busybox-static rsync fio curl
+#   Debian: libfuse2 fuse attr squashfs-tools siftool busybox-static rsync fio curl strace
 #           python3-sqlalchemy (a test checks the Python client reads the sregistry.db we write)
 #   npm:    `npm ci` (better-sqlite3 and fuse-native are compiled against Node's headers;
 #           package.json's allowScripts lets npm 11 run their install scripts)
@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEB_PACKAGES=(libfuse2 fuse attr squashfs-tools siftool busybox-static rsync fio curl python3-sqlalchemy)
+DEB_PACKAGES=(libfuse2 fuse attr squashfs-tools siftool busybox-static rsync fio curl strace python3-sqlalchemy)
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 

@@ -314,5 +314,13 @@ e2eTest('xattrs: getfattr -d never creates a link; reading share_url does (once)
   t.regex(noUri.stderr, /No such attribute/);
   t.is((await getfattr('user.sregistry.content_hash', onMount('/xa/notes.txt'))).stdout, dropboxHash(Buffer.from('notes\n')));
   t.regex((await getfattr('user.sregistry.nope', f)).stderr, /No such attribute/);
+  // Outside user.*: no SELinux labels or ACLs here. ENOTSUP, so that `ls -l` stops asking.
+  t.regex((await getfattr('security.selinux', f)).stderr, /Operation not supported/);
+  t.regex((await getfattr('system.posix_acl_access', onMount('/xa'))).stderr, /Operation not supported/);
+  await seeded('/xa/more.txt', Buffer.from('more\n'));
+  const lsTrace = await sh('strace', ['-e', 'trace=getxattr,lgetxattr', 'ls', '-l', onMount('/xa')]);
+  t.is(lsTrace.code, 0, lsTrace.stderr);
+  const asked = lsTrace.stderr.split('\n').filter((l) => /getxattr\(/.test(l));
+  t.true(asked.length > 0 && asked.length <= 2, `ls -l of 3 files asked for labels/ACLs ${asked.length} times: after ENOTSUP it stops\n${asked.join('\n')}`);
   t.deepEqual(await links(), [], 'no link made by any of that');
 });
