@@ -172,7 +172,7 @@ export async function serveMount(config: Config, o: MountOptions, log: (line: st
     db: config.disableCache ? null : sqlite,
     dir: blocksDir,
     budgetBytes: o.cacheSizeBytes,
-    fetch: (f, s, e) => client.readRange(`rev:${f.rev}`, s, e),
+    fetch: (f, s, e, into) => client.readRange(`rev:${f.rev}`, s, e, { into }),
     maxInFlight: config.threads,
     removeDirOnClose: config.disableCache,
     log,

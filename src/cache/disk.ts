@@ -57,11 +57,14 @@ export class BlockFiles {
     this.fds.invalidate(final);
   }
 
-  /** Bytes [from, to) of a block file; rejects (code ESHORT) if the file is shorter. */
-  read(rev: string, index: number, from: number, to: number): Promise<Buffer> {
+  /**
+   * Bytes [from, to) of a block file, into `into` when given (its first to - from bytes: no
+   * allocation, no copy); rejects (code ESHORT) if the file is shorter.
+   */
+  read(rev: string, index: number, from: number, to: number, into?: Buffer): Promise<Buffer> {
     const file = this.path(rev, index);
     return this.fds.use(file, async (fh) => {
-      const out = Buffer.allocUnsafe(to - from);
+      const out = into ? into.subarray(0, to - from) : Buffer.allocUnsafe(to - from);
       let got = 0;
       while (got < out.length) {
         const { bytesRead } = await fh.read(out, got, out.length - got, from + got);
@@ -125,10 +128,10 @@ export class BlockFiles {
   }
 }
 
-/** Block `b` of a local file of `size` bytes, with positional reads. */
-export async function readLocalBlock(fh: FileHandle, file: string, size: number, b: number): Promise<Buffer> {
+/** Block `b` of a local file of `size` bytes, with positional reads (into `into` when given). */
+export async function readLocalBlock(fh: FileHandle, file: string, size: number, b: number, into?: Buffer): Promise<Buffer> {
   const { start, end } = blockRange(size, b);
-  const out = Buffer.allocUnsafe(end - start);
+  const out = into && into.length >= end - start ? into.subarray(0, end - start) : Buffer.allocUnsafe(end - start);
   let got = 0;
   try {
     while (got < out.length) {

@@ -23,16 +23,18 @@
  *
  * Concurrency
  * - One JS thread; file I/O is fs.promises (positional reads, a bounded handle cache) and
- *   digests run on the thread pool (WebCrypto); SQLite writes are short batched transactions
- *   (inserts/deletes on the next turn of the loop, last-use times every few seconds and at close).
+ *   digests run on the event loop in 1 MiB slices (sha256Yielding); SQLite writes are short batched transactions
+ *   (inserts/deletes at most once a second, last-use times every few seconds, both at close).
  * - Single flight: one promise per block being fetched, adopted or checked; every reader of that
  *   block waits on it. At most `maxInFlight` fetches run at once; a waiting reader's fetch goes
- *   before readahead, and readahead never takes the last free slot. A fetch holds its slot until
- *   its block is on disk, so at most `maxInFlight` fetched blocks are in memory besides what
- *   reads return (reads return copies of their slices).
+ *   before readahead, and readahead never takes the last free slot. A fetch gives its slot back
+ *   once its bytes are in memory (the next fetch starts while this block is hashed and written),
+ *   so up to `maxInFlight` blocks are on the wire and a few more on their way to disk. A read fills one buffer, the caller's when it passes one (the kernel's read
+ *   buffer, through fuse/: no allocation or copy on a hit), else a new one.
  * - Readahead: a stream whose read starts where its last one ended is sequential; its window
- *   opens at 1 block and doubles at each new block, up to `maxInFlight` (and never more than
- *   the budget holds). Other reads fetch only the blocks they touch.
+ *   opens at 1 block and doubles at each read that moves it forward, up to `maxInFlight` (and never more than
+ *   the budget holds). Blocks in the window that are missing are fetched; blocks kept from an
+ *   earlier session are digested ahead of the reader. Other reads touch only their blocks.
  * - close() fails queued fetches, waits for reads, adopts and running fetches, writes the index,
  *   and with `removeDirOnClose` removes `dir`.
  */

@@ -310,8 +310,8 @@ export class DropboxClient {
   }
 
   /** Bytes [start, end) of a revision (`rev:…` or a path), in memory: for one cache block. */
-  readRange(source: string, start: number, end: number, signal?: AbortSignal): Promise<Buffer> {
-    return fetchRange({ transport: this.transport, token: () => this.tokens.get(), retry: this.retry, source, start, end, signal });
+  readRange(source: string, start: number, end: number, o: { signal?: AbortSignal; into?: Buffer } = {}): Promise<Buffer> {
+    return fetchRange({ transport: this.transport, token: () => this.tokens.get(), retry: this.retry, source, start, end, ...o });
   }
 
   /** Uploads a local file of `size` bytes to `commit.path`. */

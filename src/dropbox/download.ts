@@ -150,11 +150,14 @@ export interface RangeJob {
   /** exclusive */
   end: number;
   signal?: AbortSignal;
+  /** Where to put the bytes (at least end - start long): a reused buffer costs no page faults or GC. */
+  into?: Buffer;
 }
 
 /** Reads [start, end) of one revision into memory (for one cache block); resumes after a cut. */
 export async function fetchRange(job: RangeJob): Promise<Buffer> {
-  const out = Buffer.allocUnsafe(job.end - job.start);
+  const n = job.end - job.start;
+  const out = job.into && job.into.length >= n ? job.into.subarray(0, n) : Buffer.allocUnsafe(n);
   let got = 0;
   if (out.length === 0) return out;
   await withRetries(

@@ -235,11 +235,12 @@ export class Vfs {
     }
   }
 
-  async read(id: number, offset: number, length: number): Promise<Buffer> {
+  /** Bytes at `offset`; with `into` (the kernel's buffer) they are read into it: see BlockCachePort.read. */
+  async read(id: number, offset: number, length: number, into?: Buffer): Promise<Buffer> {
     const h = this.handle(id);
-    if (h.kind === 'write') return readFrom(h.fh, offset, length);
-    if (h.spool) return readFrom(h.spool, offset, length);
-    return this.o.cache.read(h.file!, offset, length, h.id);
+    if (h.kind === 'write') return readFrom(h.fh, offset, length, into);
+    if (h.spool) return readFrom(h.spool, offset, length, into);
+    return this.o.cache.read(h.file!, offset, length, h.id, into);
   }
 
   async write(id: number, data: Buffer, offset: number): Promise<number> {
@@ -438,8 +439,8 @@ export class Vfs {
   }
 }
 
-async function readFrom(fh: FileHandle, offset: number, length: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(length);
+async function readFrom(fh: FileHandle, offset: number, length: number, into?: Buffer): Promise<Buffer> {
+  const buf = into && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
   let got = 0;
   while (got < length) {
     const { bytesRead } = await fh.read(buf, got, length - got, offset + got);

@@ -50,7 +50,8 @@ export class FakeRemote {
     return d;
   }
 
-  readonly fetch = async (f: FileRef, start: number, end: number): Promise<Buffer> => {
+  /** Like client.readRange: into the cache's pooled buffer when it passes one, so every test here runs on reused buffers. */
+  readonly fetch = async (f: FileRef, start: number, end: number, into?: Buffer): Promise<Buffer> => {
     const call: Call = { rev: f.rev, start, end, block: Math.floor(start / BLOCK) };
     this.calls.push(call);
     this.inFlight++;
@@ -65,7 +66,9 @@ export class FakeRemote {
           throw err;
         }
       }
-      const out = Buffer.from(this.data(f).subarray(start, end));
+      const src = this.data(f).subarray(start, end);
+      const out = into && into.length >= src.length ? into.subarray(0, src.length) : Buffer.alloc(src.length);
+      src.copy(out);
       const c = this.corruptions.find((x) => x.rev === f.rev && x.block === call.block && x.times > 0);
       if (c && out.length > 0) {
         c.times--;

@@ -122,7 +122,7 @@ test('stats: hits, misses, fetched bytes, used bytes, blocks', async (t) => {
 test('at most maxInFlight fetches run at once', async (t) => {
   const remote = new FakeRemote();
   const f = remote.add(12 * BLOCK);
-  const { cache } = await openCache(t, { dir: await tempDir(t), fetch: remote.fetch, maxInFlight: 3 });
+  const { cache } = await openCache(t, { dir: await tempDir(t), fetch: remote.fetch, maxInFlight: 3, budgetBytes: 200 * MiB });
   remote.hold();
   const reads = Array.from({ length: 12 }, (_, b) => cache.read(f, b * BLOCK, 10, freshStream()));
   await new Promise((r) => setTimeout(r, 20));
@@ -140,4 +140,42 @@ test('reads after close are refused', async (t) => {
   await cache.close();
   const e = await t.throwsAsync(cache.read(f, 0, 10, 1));
   t.is((e as CacheError).code, 'closed');
+});
+
+test('a read into the caller\'s buffer fills it and returns a view of it, on a miss and on a hit; too small a buffer is refused', async (t) => {
+  const remote = new FakeRemote();
+  const f = remote.add(2 * BLOCK + 777);
+  const data = remote.data(f);
+  const { cache } = await openCache(t, { dir: await tempDir(t), fetch: remote.fetch });
+  for (const [offset, length] of [[BLOCK - 1000, 128 * 1024], [BLOCK - 1000, 128 * 1024], [2 * BLOCK, 5000]] as const) {
+    const into = Buffer.alloc(128 * 1024, 0xee);
+    const got = await cache.read(f, offset, length, freshStream(), into);
+    const want = data.subarray(offset, Math.min(f.size, offset + length));
+    t.true(got.equals(want), `bytes at ${offset}`);
+    t.is(got.buffer, into.buffer, 'the result is the caller\'s memory');
+    t.is(got.byteOffset, into.byteOffset);
+    t.true(into.subarray(0, want.length).equals(want));
+  }
+  await t.throwsAsync(cache.read(f, 0, 100, freshStream(), Buffer.alloc(10)), { instanceOf: CacheError, message: /cannot take 100 bytes/ });
+});
+
+test('pooled block buffers are never reused under a reader: 6 sequential readers of 3 files at once, with readahead, all get exact bytes', async (t) => {
+  const remote = new FakeRemote();
+  const files = [remote.add(12 * BLOCK + 5), remote.add(9 * BLOCK), remote.add(7 * BLOCK + 4096)];
+  const { cache } = await openCache(t, { dir: await tempDir(t), fetch: remote.fetch, maxInFlight: 3, budgetBytes: 200 * MiB });
+  const chunk = 128 * 1024;
+  await Promise.all(
+    [...files, ...files].map(async (f) => {
+      const stream = freshStream();
+      const data = remote.data(f);
+      const into = Buffer.alloc(chunk);
+      for (let off = 0; off < f.size; off += chunk) {
+        const got = await cache.read(f, off, chunk, stream, into);
+        if (!got.equals(data.subarray(off, Math.min(f.size, off + chunk)))) return t.fail(`bytes of ${f.rev} at ${off}`);
+      }
+      t.pass();
+    }),
+  );
+  t.is(remote.count(), files.reduce((n, f) => n + Math.ceil(f.size / BLOCK), 0), 'every block fetched once');
+  t.true(remote.maxInFlightSeen <= 3, `at most maxInFlight fetches at once (saw ${remote.maxInFlightSeen})`);
 });

@@ -22,8 +22,9 @@ test('a sequential reader gets a growing readahead window, fetched ahead of its 
     const furthest = Math.max(...remote.calls.map((c) => c.block));
     aheadSeen.add(furthest - current);
   }
-  t.true(aheadSeen.has(1) && aheadSeen.has(2) && aheadSeen.has(4), `blocks requested ahead of the reader: ${[...aheadSeen].join(',')}`);
-  t.is(Math.max(...aheadSeen), 4, 'the window stops at maxInFlight');
+  t.true(aheadSeen.has(1) && aheadSeen.has(2) && aheadSeen.has(4) && aheadSeen.has(8), `blocks requested ahead of the reader: ${[...aheadSeen].join(',')}`);
+  t.is(Math.max(...aheadSeen), 8, 'the window stops at 2 × maxInFlight');
+  t.true(remote.maxInFlightSeen <= 4, `never more than maxInFlight fetches at once (saw ${remote.maxInFlightSeen})`);
   t.is(remote.count(), 40, 'every block fetched exactly once');
   const s = cache.stats();
   t.true(s.hits > s.misses, `mostly served from disk (${s.hits} hits, ${s.misses} misses)`);
@@ -133,4 +134,23 @@ test('readahead survives the kernel reordering reads that are in flight together
   // A read far away (a random reader) closes it.
   planner.onRead(7, 'rev1', size, 40 * BLOCK, 40 * BLOCK + KiB128);
   t.is(planner.windowOf(7), 0);
+});
+
+test('the window doubles with each sequential read, not each new block: 128 KiB reads open it fully within the first MiB', (t) => {
+  const planner = new ReadaheadPlanner(16);
+  const KiB128 = 128 * 1024;
+  const size = 100 * BLOCK;
+  const windows: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    planner.onRead(3, 'rev', size, i * KiB128, (i + 1) * KiB128);
+    windows.push(planner.windowOf(3));
+  }
+  t.deepEqual(windows, [0, 1, 2, 4, 8, 16, 16, 16]);
+  t.deepEqual(planner.onRead(3, 'rev', size, 8 * KiB128, 9 * KiB128), Array.from({ length: 16 }, (_, i) => i + 1), 'blocks 1-16 ahead of block 0');
+  // A read the kernel sent again (no progress) does not grow it.
+  const again = new ReadaheadPlanner(16);
+  again.onRead(4, 'rev', size, 0, KiB128);
+  again.onRead(4, 'rev', size, KiB128, 2 * KiB128);
+  again.onRead(4, 'rev', size, KiB128, 2 * KiB128);
+  t.is(again.windowOf(4), 1);
 });

@@ -1,0 +1,33 @@
+/**
+ * Reused 4 MiB block buffers for fetches and checks. A fresh 4 MiB Buffer is fresh pages: a
+ * thousand page faults as it fills, and external memory that drives the garbage collector.
+ * Measured on a cold `dd` through the mount, before the pool: 1.7 s of Buffer copies (mostly
+ * page faults) and 2.4 s of GC per GiB on the event loop.
+ *
+ * A buffer goes back only after everyone who was handed it is done: a fetch's readers copy
+ * their slices in the microtasks that follow the fetch's settling, so `releaseLater` waits
+ * for the next macrotask (setImmediate). At most `keep` free buffers are kept.
+ */
+import { BLOCK_BYTES } from './blocks.js';
+
+export class BlockBufferPool {
+  private readonly free: Buffer[] = [];
+
+  constructor(private readonly keep: number) {}
+
+  acquire(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(BLOCK_BYTES);
+  }
+
+  /** Back to the pool once the current macrotask's microtasks (the readers' copies) have run. */
+  releaseLater(buf: Buffer): void {
+    setImmediate(() => {
+      if (this.free.length < this.keep) this.free.push(buf);
+    });
+  }
+
+  /** Free buffers kept (tests, stats). */
+  get size(): number {
+    return this.free.length;
+  }
+}
