@@ -17,7 +17,7 @@ import { BlockCache } from '../cache/index.js';
 import { CatalogSync, inspectFields, pythonJsonDumps, RegistryDb, RemoteMirror, toEntry } from '../catalog/index.js';
 import type { Config } from '../config/index.js';
 import { DropboxClient } from '../dropbox/client.js';
-import { forceUnmount, mountFuse } from '../fuse/index.js';
+import { forceUnmount, mountFuse, raiseReadahead } from '../fuse/index.js';
 import { formatUri, imageFromRemotePath } from '../registry/names.js';
 import { DOWNLOAD_URL } from '../registry/commands.js';
 import { UsageError } from '../registry/errors.js';
@@ -238,6 +238,7 @@ export async function serveMount(config: Config, o: MountOptions, log: (line: st
   });
   uploads.start();
   const mounted = await mountFuse(o.mountpoint, vfs, { log, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, debug: o.debug });
+  await raiseReadahead(o.mountpoint, log);
   const socketPath = controlSocketPath(o.mountpoint);
   sqlite
     .prepare('INSERT OR REPLACE INTO sreg_mounts (mountpoint, pid, log_file, control_socket, started_at_ms) VALUES (?, ?, ?, ?, ?)')
