@@ -242,7 +242,6 @@ export class BlockCache implements BlockCachePort {
         throw new CacheError('bad_fetch', `fetching bytes ${start}-${end} of rev ${file.rev} returned ${Buffer.isBuffer(data) ? data.length : typeof data} bytes`);
       }
       this.fetchedBytes += data.length;
-      ticket.release(); // the network is done with it: the next fetch can start while this one is stored
       await this.store(file.rev, b, data, sha256Yielding(data));
       if (this.checkRev(file) !== 'mismatch') return data;
       const times = this.onMismatch(file);

@@ -27,14 +27,17 @@
  *   (inserts/deletes at most once a second, last-use times every few seconds, both at close).
  * - Single flight: one promise per block being fetched, adopted or checked; every reader of that
  *   block waits on it. At most `maxInFlight` fetches run at once; a waiting reader's fetch goes
- *   before readahead, and readahead never takes the last free slot. A fetch gives its slot back
- *   once its bytes are in memory (the next fetch starts while this block is hashed and written),
- *   so up to `maxInFlight` blocks are on the wire and a few more on their way to disk. A read fills one buffer, the caller's when it passes one (the kernel's read
- *   buffer, through fuse/: no allocation or copy on a hit), else a new one.
- * - Readahead: a stream whose read starts where its last one ended is sequential; its window
- *   opens at 1 block and doubles at each read that moves it forward, up to `maxInFlight` (and never more than
- *   the budget holds). Blocks in the window that are missing are fetched; blocks kept from an
- *   earlier session are digested ahead of the reader. Other reads touch only their blocks.
+ *   before readahead, and readahead never takes the last free slot. A fetch holds its slot until
+ *   its block is on disk, so at most `maxInFlight` fetched blocks are in memory (in pooled
+ *   buffers, of which at most `maxInFlight` are kept free). A read fills one buffer: the
+ *   caller's when it passes one (the kernel's, through fuse/: no allocation or copy on a hit),
+ *   else a new one.
+ * - Readahead: a read that starts within NEAR_BYTES of where its stream has reached is
+ *   sequential; the window opens at 1 block and doubles at each read that moves it forward, up
+ *   to 2 × `maxInFlight` (the slots keep at most `maxInFlight` on the wire), never beyond one
+ *   block per MiB the run has read, and never beyond what the budget holds. Missing blocks in
+ *   the window are fetched; blocks kept from an earlier session are digested ahead of the
+ *   reader. Other reads touch only their blocks.
  * - close() fails queued fetches, waits for reads, adopts and running fetches, writes the index,
  *   and with `removeDirOnClose` removes `dir`.
  */
