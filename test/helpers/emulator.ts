@@ -39,6 +39,26 @@ export interface StartOptions {
   token?: string;
 }
 
+/**
+ * Emulator processes being launched at once, per test worker. A file whose 34 tests each start
+ * one at the same moment had them all compete for 2 cores: each took ~15 s to listen, and
+ * under a second worker's load some missed the start-up timeout. A few at a time, each is up
+ * in well under a second.
+ */
+const MAX_LAUNCHING = 3;
+let launching = 0;
+const launchQueue: (() => void)[] = [];
+async function launchSlot<T>(fn: () => Promise<T>): Promise<T> {
+  if (launching >= MAX_LAUNCHING) await new Promise<void>((r) => launchQueue.push(r));
+  launching++;
+  try {
+    return await fn();
+  } finally {
+    launching--;
+    launchQueue.shift()?.();
+  }
+}
+
 export async function startEmulator(t: ExecutionContext | undefined, opts: StartOptions = {}): Promise<Emulator> {
   const root = opts.root ?? (await mkdtemp(path.join(tmpdir(), 'sreg-emu-')));
   const ownsRoot = opts.root === undefined;
@@ -47,7 +67,8 @@ export async function startEmulator(t: ExecutionContext | undefined, opts: Start
   let child: ChildProcess | undefined;
   let url = '';
 
-  const launch = async (port: number): Promise<void> => {
+  const launch = (port: number): Promise<void> => launchSlot(() => launchNow(port));
+  const launchNow = async (port: number): Promise<void> => {
     const proc = spawn(process.execPath, [CLI, 'emulator', '--root', root, '--port', String(port), ...(opts.args ?? [])], {
       env: { ...process.env, SREG_EMULATOR_TOKEN: token },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -56,7 +77,7 @@ export async function startEmulator(t: ExecutionContext | undefined, opts: Start
     proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     url = await new Promise<string>((resolve, reject) => {
       let out = '';
-      const timer = setTimeout(() => reject(new Error(`emulator did not start in 15 s; stderr:\n${stderr}`)), 15_000);
+      const timer = setTimeout(() => reject(new Error(`emulator did not start in 30 s; stderr:\n${stderr}`)), 30_000);
       proc.stdout.on('data', (d: Buffer) => {
         out += d.toString();
         const m = /listening on (http:\/\/\S+)/.exec(out);
