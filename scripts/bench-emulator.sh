@@ -16,6 +16,8 @@ cd "$(dirname "$0")/.."
 repo="$(pwd)"
 # shellcheck source=scripts/lib/dbx-curl.sh
 . scripts/lib/dbx-curl.sh
+# shellcheck source=scripts/lib/bench.sh
+. scripts/lib/bench.sh
 
 size_mib=1024
 out="bench/results/emulator.md"
@@ -30,21 +32,7 @@ done
 cli="$repo/dist/src/cli/index.js"
 [ -f "$cli" ] || { echo "bench: $cli is missing; run npm run build" >&2; exit 1; }
 
-say() { printf '[bench] %s\n' "$*" >&2; }
-die() { say "ERROR: $*"; exit 1; }
-
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/sreg-bench.XXXXXX")"
-emu_pid=""
-cleanup() {
-  if [ -n "$emu_pid" ] && kill -0 "$emu_pid" 2>/dev/null; then
-    kill -TERM "$emu_pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$emu_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$emu_pid" 2>/dev/null || true
-  fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_init emulator
 
 # --- the file --------------------------------------------------------------------------------
 size=$((size_mib * 1024 * 1024))
@@ -61,35 +49,9 @@ local_hash="$(node --input-type=module -e "
   process.stdout.write(h.digest());
 " "$tmp/big.bin")"
 
-# --- the emulator ----------------------------------------------------------------------------
-DBX_TOKEN="bench-$(node -e 'process.stdout.write(require("node:crypto").randomBytes(16).toString("hex"))')"
-export DBX_TOKEN
-mkdir "$tmp/root"
-SREG_EMULATOR_TOKEN="$DBX_TOKEN" node "$cli" emulator --root "$tmp/root" --port 0 \
-  >"$tmp/emulator.out" 2>"$tmp/emulator.err" </dev/null &
-emu_pid=$!
-url=""
-for _ in $(seq 1 300); do
-  url="$(sed -n 's/^listening on \(http:\/\/[^[:space:]]*\).*/\1/p' "$tmp/emulator.out" | head -n1)"
-  [ -n "$url" ] && break
-  kill -0 "$emu_pid" 2>/dev/null || break
-  sleep 0.1
-done
-[ -n "$url" ] || { cat "$tmp/emulator.err" >&2; die "the emulator did not start"; }
-say "emulator at $url (pid $emu_pid)"
-
-admin() { # METHOD PATH [JSON]
-  local status
-  if [ $# -ge 3 ]; then
-    status="$(curl -sS -o "$tmp/admin.json" -w '%{http_code}' -X "$1" "$url/__emulator$2" \
-      -H 'Content-Type: application/json' --data-binary "$3")"
-  else
-    status="$(curl -sS -o "$tmp/admin.json" -w '%{http_code}' -X "$1" "$url/__emulator$2")"
-  fi
-  [ "$status" = 200 ] || die "admin $1 $2 ${3:-}: HTTP $status: $(cat "$tmp/admin.json")"
-  cat "$tmp/admin.json"
-}
-jget() { node -e 'const v = JSON.parse(process.argv[1]); process.stdout.write(String(process.argv[2].split(".").reduce((o, k) => o?.[k], v)))' "$1" "$2"; }
+# --- the emulator (unshaped: each measurement below shapes it through the admin API) -------
+bandwidth=""
+bench_emulator
 
 # --- upload (session: start, append_v2, finish; 128 MiB per request) ------------------------
 say "uploading /big.bin through an upload session"

@@ -43,32 +43,12 @@ repo="$(pwd)"
 # shellcheck source=scripts/lib/bench.sh
 . scripts/lib/bench.sh
 
-out="bench/results/mount.md"
-while (($#)); do
-  case "$1" in
-    --out) [ $# -ge 2 ] || { echo "usage: $0 [--out FILE]" >&2; exit 2; }; out="$2"; shift 2 ;;
-    *) echo "usage: $0 [--out FILE]" >&2; exit 2 ;;
-  esac
-done
-
-latency_ms="${BENCH_LATENCY_MS:-20}"
-bandwidth="${BENCH_BANDWIDTH:-40M}"
-runs="${BENCH_RUNS:-3}"
-data_mib="${BENCH_DATA_MIB:-1000}"
+bench_settings bench/results/mount.md "$@"
 catalog_n="${BENCH_CATALOG:-10000}"
-threads="${SREGISTRY_PYTHON_THREADS:-9}"
-[[ "$latency_ms" =~ ^[0-9]+$ ]] || { echo "BENCH_LATENCY_MS wants a whole number" >&2; exit 2; }
-[[ "$runs" =~ ^[2-9]$ ]] || { echo "BENCH_RUNS wants 2..9" >&2; exit 2; }
-[[ "$data_mib" =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_DATA_MIB wants a positive whole number" >&2; exit 2; }
 [[ "$catalog_n" =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_CATALOG wants a positive whole number" >&2; exit 2; }
-if ! [[ "$threads" =~ ^[1-9][0-9]*$ ]] || ((threads > 64)); then
-  echo "SREGISTRY_PYTHON_THREADS wants 1..64" >&2; exit 2
-fi
 [ "$(id -u)" -eq 0 ] || { echo "bench-mount: needs root (a FUSE mount, a loop mount, drop_caches)" >&2; exit 1; }
 [ -c /dev/fuse ] || { echo "bench-mount: no /dev/fuse" >&2; exit 1; }
-for tool in curl dd node git siftool chroot mount umount cmp fusermount; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool not found (run scripts/setup.sh)" >&2; exit 1; }
-done
+need curl dd node git siftool chroot mount umount cmp fusermount
 
 bench_init mount
 
@@ -185,6 +165,20 @@ run_container() {
   grep -q 'Hello from bench:big' "$tmp/run.out" || { cat "$tmp/run.out" >&2; die "the runscript did not run"; }
 }
 
+# timed_dd_from_mount: `dd bs=1M` of the image from the mount, timed; sets $fetched (the
+# emulator's bytesSent meanwhile) and $dd_mount_cpu (the mount process's CPU seconds meanwhile).
+timed_dd_from_mount() {
+  local mc0 mc1
+  admin POST /stats/reset >/dev/null
+  mc0="$(proc_cpu "$mpid")"
+  start_timing
+  track dd if="$mnt$rpath" of=/dev/null bs=1M status=none
+  stop_timing
+  mc1="$(proc_cpu "$mpid")"
+  fetched="$(stats_bytes bytesSent)"
+  dd_mount_cpu="$(awk -v a="$mc0" -v b="$mc1" 'BEGIN { printf "%.2f", b - a }')"
+}
+
 mnt="$tmp/mnt"
 loop_dir="$tmp/loop"
 mkdir -p "$loop_dir"
@@ -199,29 +193,17 @@ for run in $(seq 1 "$runs"); do
   d="$tmp/m-$run"
   rm -rf "$d"
   mount_up "$d" "$mnt"
-  admin POST /stats/reset >/dev/null
-  mc0="$(proc_cpu "$mpid")"
-  start_timing
-  track dd if="$mnt$rpath" of=/dev/null bs=1M status=none
-  stop_timing
-  mc1="$(proc_cpu "$mpid")"
-  fetched="$(stats_bytes bytesSent)"
+  timed_dd_from_mount
   mount_down
-  row cold "$run" "$(secs "$t0" "$t1")" "$fetched" "$peak_kib" "$(awk -v a="$mc0" -v b="$mc1" 'BEGIN { printf "%.2f", b - a }')"
+  row cold "$run" "$(secs "$t0" "$t1")" "$fetched" "$peak_kib" "$dd_mount_cpu"
 
   # 2. warm read: the cache kept across a remount, the page cache dropped ------------------
   mount_up "$d" "$mnt"
   drop_caches
-  admin POST /stats/reset >/dev/null
-  mc0="$(proc_cpu "$mpid")"
-  start_timing
-  track dd if="$mnt$rpath" of=/dev/null bs=1M status=none
-  stop_timing
-  mc1="$(proc_cpu "$mpid")"
-  fetched="$(stats_bytes bytesSent)"
+  timed_dd_from_mount
   cmp -s "$mnt$rpath" "$img" || die "the mounted image's bytes differ from the image"
   mount_down
-  row warm "$run" "$(secs "$t0" "$t1")" "$fetched" "$peak_kib" "$(awk -v a="$mc0" -v b="$mc1" 'BEGIN { printf "%.2f", b - a }')"
+  row warm "$run" "$(secs "$t0" "$t1")" "$fetched" "$peak_kib" "$dd_mount_cpu"
 
   drop_caches
   start_timing

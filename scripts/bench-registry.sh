@@ -43,29 +43,9 @@ repo="$(pwd)"
 # shellcheck source=scripts/lib/bench.sh
 . scripts/lib/bench.sh
 
-out="bench/results/registry.md"
-while (($#)); do
-  case "$1" in
-    --out) [ $# -ge 2 ] || { echo "usage: $0 [--out FILE]" >&2; exit 2; }; out="$2"; shift 2 ;;
-    *) echo "usage: $0 [--out FILE]" >&2; exit 2 ;;
-  esac
-done
+bench_settings bench/results/registry.md "$@"
 
-latency_ms="${BENCH_LATENCY_MS:-20}"
-bandwidth="${BENCH_BANDWIDTH:-40M}"
-runs="${BENCH_RUNS:-3}"
-data_mib="${BENCH_DATA_MIB:-1000}"
-threads="${SREGISTRY_PYTHON_THREADS:-9}"
-[[ "$latency_ms" =~ ^[0-9]+$ ]] || { echo "BENCH_LATENCY_MS wants a whole number" >&2; exit 2; }
-[[ "$runs" =~ ^[2-9]$ ]] || { echo "BENCH_RUNS wants 2..9" >&2; exit 2; }
-[[ "$data_mib" =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_DATA_MIB wants a positive whole number" >&2; exit 2; }
-if ! [[ "$threads" =~ ^[1-9][0-9]*$ ]] || ((threads > 64)); then
-  echo "SREGISTRY_PYTHON_THREADS wants 1..64" >&2; exit 2
-fi
-
-for tool in curl dd node git; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool not found (run scripts/setup.sh)" >&2; exit 1; }
-done
+need curl dd node git
 time_bin=""
 [ -x /usr/bin/time ] && time_bin=/usr/bin/time
 

@@ -6,6 +6,7 @@
 # its own, its admin API, timing with CPU accounting, and a clean-up that leaves nothing
 # running. Not run on its own.
 #
+#   bench_settings OUT "$@"   --out and the BENCH_* settings, checked;  need TOOL...  on PATH
 #   bench_init NAME            temp dir ($tmp), start time, traps (EXIT: bench_cleanup_hook,
 #                              then every tracked job and the emulator are stopped, $tmp removed)
 #   bench_private_sreg         $app, $cli, $sreg_desc, $commit (from BENCH_SREG: dist | a revision)
@@ -24,6 +25,38 @@ die() { say "ERROR: $*"; exit 1; }
 now_ns() { date +%s%N; }
 secs() { node -e 'process.stdout.write(((process.argv[2] - process.argv[1]) / 1e9).toFixed(3))' "$1" "$2"; }
 load1() { cut -d' ' -f1 /proc/loadavg; }
+# bench_settings DEFAULT_OUT "$@": --out FILE (else DEFAULT_OUT) into $out, and the shaping and
+# run settings every benchmark shares, from the environment, checked: $latency_ms $bandwidth
+# $runs $data_mib $threads (see the scripts' headers).
+bench_settings() {
+  out="$1"; shift
+  while (($#)); do
+    case "$1" in
+      --out) [ $# -ge 2 ] || { echo "usage: $0 [--out FILE]" >&2; exit 2; }; out="$2"; shift 2 ;;
+      *) echo "usage: $0 [--out FILE]" >&2; exit 2 ;;
+    esac
+  done
+  latency_ms="${BENCH_LATENCY_MS:-20}"
+  bandwidth="${BENCH_BANDWIDTH:-40M}"
+  runs="${BENCH_RUNS:-3}"
+  data_mib="${BENCH_DATA_MIB:-1000}"
+  threads="${SREGISTRY_PYTHON_THREADS:-9}"
+  [[ "$latency_ms" =~ ^[0-9]+$ ]] || { echo "BENCH_LATENCY_MS wants a whole number" >&2; exit 2; }
+  [[ "$runs" =~ ^[2-9]$ ]] || { echo "BENCH_RUNS wants 2..9" >&2; exit 2; }
+  [[ "$data_mib" =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_DATA_MIB wants a positive whole number" >&2; exit 2; }
+  if ! [[ "$threads" =~ ^[1-9][0-9]*$ ]] || ((threads > 64)); then
+    echo "SREGISTRY_PYTHON_THREADS wants 1..64" >&2; exit 2
+  fi
+}
+
+# need TOOL...: each must be on PATH.
+need() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || { echo "bench: $tool not found (run scripts/setup.sh)" >&2; exit 1; }
+  done
+}
+
 # bench_init NAME: the temp dir and the traps. A script defines bench_cleanup_hook (run first
 # at exit, e.g. to unmount) to stop what only it knows about.
 bench_init() {
@@ -128,14 +161,15 @@ bench_image() {
 }
 
 # bench_emulator: our own emulator (port 0, a temp root, the token only through the
-# environment), shaped with --latency-ms $latency_ms --bandwidth $bandwidth.
+# environment), shaped with --latency-ms $latency_ms --bandwidth $bandwidth (unshaped when
+# $bandwidth is empty: $bw_bytes is then 0).
 bench_emulator() {
-  local shaping lat_set
+  local shaping lat_set shape=()
+  [ -z "${bandwidth:-}" ] || shape=(--latency-ms "$latency_ms" --bandwidth "$bandwidth")
   DBX_TOKEN="bench-$(node -e 'process.stdout.write(require("node:crypto").randomBytes(16).toString("hex"))')"
   export DBX_TOKEN
   mkdir "$tmp/root"
-  SREG_EMULATOR_TOKEN="$DBX_TOKEN" node "$cli" emulator --root "$tmp/root" --port 0 \
-    --latency-ms "$latency_ms" --bandwidth "$bandwidth" \
+  SREG_EMULATOR_TOKEN="$DBX_TOKEN" node "$cli" emulator --root "$tmp/root" --port 0 "${shape[@]}" \
     >"$tmp/emulator.out" 2>"$tmp/emulator.err" </dev/null &
   emu_pid=$!
   url=""
@@ -146,7 +180,9 @@ bench_emulator() {
     sleep 0.1
   done
   [ -n "$url" ] || { cat "$tmp/emulator.err" >&2; die "the emulator did not start"; }
-  say "emulator at $url (pid $emu_pid), --latency-ms $latency_ms --bandwidth $bandwidth"
+  say "emulator at $url (pid $emu_pid) ${shape[*]}"
+  bw_bytes=0
+  ((${#shape[@]})) || return 0
   shaping="$(admin GET /config)"
   bw_bytes="$(jget "$shaping" bandwidthBytesPerSec)"
   lat_set="$(jget "$shaping" latencyMs)"
