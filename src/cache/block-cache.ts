@@ -118,7 +118,7 @@ export class BlockCache implements BlockCachePort {
     });
   }
 
-  read(file: FileRef, offset: number, length: number, stream: number, into?: Buffer): Promise<Buffer> {
+  read(file: FileRef, offset: number, length: number, stream: number, into?: Buffer, intoGone?: AbortSignal): Promise<Buffer> {
     if (this.closed) return Promise.reject(new CacheError('closed', 'the block cache is closed'));
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
       return Promise.reject(new CacheError('invalid_range', `cannot read ${length} bytes at ${offset}`));
@@ -136,7 +136,7 @@ export class BlockCache implements BlockCachePort {
         const base = b * BLOCK_BYTES;
         const from = Math.max(offset, base);
         const to = Math.min(end, base + BLOCK_BYTES);
-        parts.push(this.blockSlice(file, b, from - base, to - base, out.subarray(from - offset, to - offset), seen));
+        parts.push(this.blockSlice(file, b, from - base, to - base, out.subarray(from - offset, to - offset), seen, intoGone));
       }
       // After the demand fetches are queued, so that they go first.
       for (const b of this.planner.onRead(stream, file.rev, file.size, offset, end)) {
@@ -180,9 +180,16 @@ export class BlockCache implements BlockCachePort {
 
   // ---- reads ----
 
-  /** Bytes [from, to) (relative to the block) of block `b`, from disk or the network, into `into`. */
-  private async blockSlice(file: FileRef, b: number, from: number, to: number, into: Buffer, seen: { missed: boolean }): Promise<void> {
+  /**
+   * Bytes [from, to) (relative to the block) of block `b`, from disk or the network, into
+   * `into`: checked against `intoGone` right before each write into it (a copy here on the
+   * event loop, or a positional read of a local file).
+   */
+  private async blockSlice(file: FileRef, b: number, from: number, to: number, into: Buffer, seen: { missed: boolean }, intoGone?: AbortSignal): Promise<void> {
     const key = blockKey(file.rev, b);
+    const mustLive = (): void => {
+      if (intoGone?.aborted) throw new CacheError('closed', `the reader of block ${b} of rev ${file.rev} was answered meanwhile`);
+    };
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       if (this.closed) throw new CacheError('closed', 'the block cache is closed');
       const entry = this.index.get(key);
@@ -191,11 +198,13 @@ export class BlockCache implements BlockCachePort {
         if (!entry.verified) {
           const r = await this.verifyBlock(key, entry).promise;
           if (r !== RETRY) {
+            mustLive();
             r.copy(into, 0, from, to);
             return;
           }
           continue;
         }
+        mustLive();
         try {
           await this.files.read(file.rev, b, from, to, into);
           return;
@@ -208,6 +217,7 @@ export class BlockCache implements BlockCachePort {
       seen.missed = true;
       const r = await this.fetchBlock(file, b, 'demand').promise;
       if (r !== RETRY) {
+        mustLive();
         r.copy(into, 0, from, to);
         return;
       }

@@ -37,10 +37,11 @@ export interface FuseLog {
 }
 
 /** Calls `work`, then `ok(result, cb)` or cb(-errno); exactly once. */
-function reply<T>(op: string, path: string, cb: Cb, log: FuseLog, work: () => T | Promise<T>, ok: (r: T, cb: Cb) => void): void {
+function reply<T>(op: string, path: string, cb: Cb, log: FuseLog, work: () => T | Promise<T>, ok: (r: T, cb: Cb) => void, onTimeout?: () => void): void {
   let done = false;
   const timer = setTimeout(() => {
     log(`${op} ${path}: no answer after ${SAFETY_TIMEOUT_MS / 1000} s, replying EIO`);
+    onTimeout?.();
     once(errnoNumber('EIO'));
   }, SAFETY_TIMEOUT_MS);
   function once(...args: unknown[]): void {
@@ -84,15 +85,25 @@ export function fuseOps(vfs: Vfs, log: FuseLog): Record<string, (...args: never[
     readdir: (p: string, cb: Cb) => reply('readdir', p, cb, log, () => vfs.readdir(p), (r, c) => c(0, r)),
     open: (p: string, flags: number, cb: Cb) => reply('open', p, cb, log, () => vfs.open(p, flags), (fd, c) => c(0, fd)),
     create: (p: string, _mode: number, cb: Cb) => reply('create', p, cb, log, () => vfs.create(p), (fd, c) => c(0, fd)),
-    // The VFS reads into the kernel's buffer (valid until we answer): a cache hit costs one
-    // positional read and no copy. (Were the safety timer to answer first, a late disk read
-    // could still land in it; the timer is minutes, a local read is not.)
-    read: (p: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
-      reply('read', p, cb, log, () => vfs.read(fd, pos, len, buf.subarray(0, len)), (data, c) => {
-        const n = Math.min(len, data.length);
-        if (data.buffer !== buf.buffer || data.byteOffset !== buf.byteOffset) data.copy(buf, 0, 0, n);
-        c(n);
-      }),
+    // The VFS reads into the kernel's buffer, which is valid only until we answer: a cache hit
+    // costs one positional read and no copy. If the safety timer answers first (a fetch stuck
+    // for minutes), the signal tells the cache to write nothing more into it.
+    read: (p: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
+      const answered = new AbortController();
+      reply(
+        'read',
+        p,
+        cb,
+        log,
+        () => vfs.read(fd, pos, len, buf.subarray(0, len), answered.signal),
+        (data, c) => {
+          const n = Math.min(len, data.length);
+          if (data.buffer !== buf.buffer || data.byteOffset !== buf.byteOffset) data.copy(buf, 0, 0, n);
+          c(n);
+        },
+        () => answered.abort(),
+      );
+    },
     write: (p: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
       reply('write', p, cb, log, () => vfs.write(fd, buf.subarray(0, len), pos), (n, c) => c(n)),
     flush: (p: string, fd: number, cb: Cb) => reply('flush', p, cb, log, () => vfs.flush(fd), ok0),

@@ -70,9 +70,11 @@ export interface BlockCachePort {
   /**
    * Bytes [offset, offset+length) of the file (clamped to its size). `stream` identifies the
    * reader (an open handle) so that sequential readers get readahead. With `into`, the bytes
-   * are written there and the result is `into`'s first bytes (no allocation, no copy).
+   * are written there and the result is `into`'s first bytes (no allocation, no copy); once
+   * `intoGone` is aborted (its owner answered without us) nothing more is written into it and
+   * the read rejects.
    */
-  read(file: FileRef, offset: number, length: number, stream: number, into?: Buffer): Promise<Buffer>;
+  read(file: FileRef, offset: number, length: number, stream: number, into?: Buffer, intoGone?: AbortSignal): Promise<Buffer>;
   /** Tells the cache a reader is gone (its readahead state can go). sync */
   forget(stream: number): void;
   /** Takes a local file that is exactly this revision's bytes as cached blocks (after an upload). */

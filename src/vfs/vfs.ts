@@ -235,12 +235,15 @@ export class Vfs {
     }
   }
 
-  /** Bytes at `offset`; with `into` (the kernel's buffer) they are read into it: see BlockCachePort.read. */
-  async read(id: number, offset: number, length: number, into?: Buffer): Promise<Buffer> {
+  /**
+   * Bytes at `offset`; with `into` (the kernel's buffer) they are read into it, and nothing is
+   * written there once `intoGone` is aborted: see BlockCachePort.read.
+   */
+  async read(id: number, offset: number, length: number, into?: Buffer, intoGone?: AbortSignal): Promise<Buffer> {
     const h = this.handle(id);
     if (h.kind === 'write') return readFrom(h.fh, offset, length, into);
     if (h.spool) return readFrom(h.spool, offset, length, into);
-    return this.o.cache.read(h.file!, offset, length, h.id, into);
+    return this.o.cache.read(h.file!, offset, length, h.id, into, intoGone);
   }
 
   async write(id: number, data: Buffer, offset: number): Promise<number> {

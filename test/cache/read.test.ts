@@ -179,3 +179,21 @@ test('pooled block buffers are never reused under a reader: 6 sequential readers
   t.is(remote.count(), files.reduce((n, f) => n + Math.ceil(f.size / BLOCK), 0), 'every block fetched once');
   t.true(remote.maxInFlightSeen <= 3, `at most maxInFlight fetches at once (saw ${remote.maxInFlightSeen})`);
 });
+
+test('once the caller says its buffer is gone (the kernel was answered), a read waiting on a fetch writes nothing into it and rejects', async (t) => {
+  const remote = new FakeRemote();
+  const f = remote.add(2 * BLOCK);
+  const { cache } = await openCache(t, { dir: await tempDir(t), fetch: remote.fetch });
+  remote.hold();
+  const into = Buffer.alloc(1000, 0xee);
+  const gone = new AbortController();
+  const reading = cache.read(f, 10, 1000, freshStream(), into, gone.signal);
+  await new Promise((r) => setTimeout(r, 20));
+  gone.abort();
+  remote.release();
+  await t.throwsAsync(reading, { instanceOf: CacheError, message: /answered meanwhile/ });
+  t.true(into.equals(Buffer.alloc(1000, 0xee)), 'not one byte written');
+  // The block itself was fetched and kept: the next reader gets it from disk.
+  t.true((await cache.read(f, 10, 1000, freshStream())).equals(remote.data(f).subarray(10, 1010)));
+  t.is(remote.count(), 1);
+});
