@@ -262,9 +262,8 @@ export class BlockCache implements BlockCachePort {
       if (!(e instanceof CacheError && e.code === 'closed')) this.log(`cache: block ${b} of rev ${file.rev}: ${(e as Error).message}`);
       throw e;
     } finally {
-      ticket.release();
       if (this.inflight.get(key) === pending) this.inflight.delete(key);
-      if (buf) this.buffers.releaseLater(buf);
+      this.buffers.releaseLater(buf, ticket);
     }
   }
 
@@ -293,9 +292,8 @@ export class BlockCache implements BlockCachePort {
         if (e instanceof CacheError && e.code === 'closed') throw e;
         this.log(`cache: block ${entry.block} of rev ${entry.rev} is unreadable (${(e as Error).message}): fetching it again`);
       } finally {
-        ticket.release();
         if (this.inflight.get(key) === pending) this.inflight.delete(key);
-        if (buf) this.buffers.releaseLater(buf);
+        this.buffers.releaseLater(buf, ticket);
       }
       if (this.index.peek(key) === entry) this.index.delete(key);
       return RETRY;
