@@ -7,7 +7,7 @@
  * it; a file still open for writing also keeps the mount.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, openSync } from 'node:fs';
+import { existsSync, fstatSync, openSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, stat, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -105,6 +105,7 @@ export async function mountInBackground(config: Config, o: MountOptions, say: Sa
   const logFile = logFileFor(config, o.mountpoint);
   await mkdir(path.dirname(logFile), { recursive: true });
   const fd = openSync(logFile, 'a', 0o600);
+  const logStart = fstatSync(fd).size; // this mount's lines come after it
   const cli = fileURLToPath(new URL('../cli/index.js', import.meta.url));
   const args = [cli, 'mount', o.mountpoint, '--foreground', '--cache-size', String(o.cacheSizeBytes), ...(o.debug ? ['--debug'] : [])];
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: process.env });
@@ -116,7 +117,8 @@ export async function mountInBackground(config: Config, o: MountOptions, say: Sa
       const tail = (await readFile(logFile, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join('\n');
       throw new UsageError(`the mount did not start (exit ${exited}). From ${logFile}:\n${tail}`, 1);
     }
-    if ((await mountedType(o.mountpoint)) === 'fuse.sreg' && (await stat(o.mountpoint).then(() => true, () => false))) {
+    // Mounted, answering, and done setting up (kernel readahead, control socket): its "ready" line.
+    if ((await mountedType(o.mountpoint)) === 'fuse.sreg' && (await stat(o.mountpoint).then(() => true, () => false)) && (await saidReady(logFile, logStart, o.mountpoint))) {
       child.unref();
       say.result(`mounted Dropbox on ${o.mountpoint} (pid ${child.pid}, log ${logFile}); stop it with: sreg unmount ${o.mountpoint}`);
       return;
@@ -125,6 +127,12 @@ export async function mountInBackground(config: Config, o: MountOptions, say: Sa
   }
   child.kill('SIGTERM');
   throw new UsageError(`the mount did not answer within 120 s; see ${logFile}`, 1);
+}
+
+/** Has the log, past `from`, the mount's `ready: mounted on DIR` line? */
+async function saidReady(logFile: string, from: number, mountpoint: string): Promise<boolean> {
+  const text = await readFile(logFile).then((b) => b.subarray(from).toString('utf8'), () => '');
+  return text.includes(` ready: mounted on ${mountpoint}\n`);
 }
 
 function humanBytes(n: number): string {
