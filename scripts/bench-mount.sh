@@ -32,7 +32,8 @@
 #   5. catalog: BENCH_CATALOG small images uploaded once (shaping off); the first mount (full
 #      listing); then per run `ls -lR MNT` twice (the second is "warm"), and a remount with the
 #      catalog already synced: `sreg mount` until `ls MNT` answers.
-#   Peak memory of every mount process: VmHWM from /proc/PID/status, read until it exits.
+#   Peak memory of every mount process: its ru_maxrss over its whole life, which it logs when it
+#   unmounts.
 # Everything it starts is stopped, mounts unmounted and its temp dir removed on exit (trap
 # EXIT), also on failure or Ctrl-C.
 set -euo pipefail
@@ -53,10 +54,9 @@ need curl dd node git siftool chroot mount umount cmp fusermount
 bench_init mount
 
 # The mount in use and its loop mount: unmounted at exit whatever happens.
-active_mnt="" active_d="" mpid="" loop_dir="" hwm_pid=""
+active_mnt="" active_d="" mpid="" mlog="" loop_dir=""
 bench_cleanup_hook() {
   if [ -n "$loop_dir" ] && mountpoint -q "$loop_dir"; then umount "$loop_dir" 2>/dev/null || umount -l "$loop_dir" || true; fi
-  [ -z "$hwm_pid" ] || kill "$hwm_pid" 2>/dev/null || true
   if [ -n "$active_mnt" ] && mountpoint -q "$active_mnt"; then
     use_env "$active_d"
     timeout 120 env "${senv[@]}" node "$cli" --quiet unmount "$active_mnt" >/dev/null 2>&1 \
@@ -84,8 +84,7 @@ use_env() { # D: a fresh one unless it exists
 }
 sreg() { env "${senv[@]}" node "$cli" --quiet "$@"; } # the token reaches it through the env only
 
-# mount_up D MNT: `sreg mount` (returns once the mount answers); sets $mpid and starts a VmHWM
-# watcher writing the mount process's peak RSS (KiB) to D/hwm until it exits.
+# mount_up D MNT: `sreg mount` (returns once the mount answers); sets $mpid.
 mount_up() {
   use_env "$1"
   mkdir -p "$2"
@@ -93,28 +92,24 @@ mount_up() {
   sreg mount --cache-size 4Gi "$2" >"$1/mount.out" 2>&1 || { cat "$1/mount.out" >&2; die "sreg mount $2 failed"; }
   mpid="$(sed -n 's/.*(pid \([0-9]*\),.*/\1/p' "$1/mount.out" | head -n1)"
   if [ -z "$mpid" ] || ! kill -0 "$mpid" 2>/dev/null; then cat "$1/mount.out" >&2; die "no mount process after sreg mount"; fi
-  (
-    local p="$mpid" h
-    while [ -r "/proc/$p/status" ]; do
-      h="$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$p/status" 2>/dev/null || true)"
-      [ -z "$h" ] || echo "$h" >"$1/hwm"
-      sleep 0.1
-    done
-  ) &
-  hwm_pid=$!
+  mlog="$(sed -n 's/.*, log \(.*\)); stop it with.*/\1/p' "$1/mount.out" | head -n1)"
+  [ -f "$mlog" ] || die "no mount log in: $(cat "$1/mount.out")"
 }
 # mount_down: `sreg unmount` (uploads what is pending first) and waits for the process to go;
-# sets $peak_kib (the mount's VmHWM) and $m_cpu (its CPU seconds, user + sys, at its end).
+# sets $peak_kib (the mount's peak RSS over its life, ru_maxrss, from its last log line: polling
+# /proc/PID/status for VmHWM 10 times a second made a cold read 2-3 s slower) and $m_cpu (its
+# CPU seconds, user + sys, just before the unmount).
 mount_down() {
   m_cpu="$(proc_cpu "$mpid" 2>/dev/null || echo 0)"
   sreg unmount "$active_mnt" >"$active_d/unmount.out" 2>&1 \
     || { cat "$active_d/unmount.out" >&2; die "sreg unmount $active_mnt failed"; }
   for _ in $(seq 1 300); do kill -0 "$mpid" 2>/dev/null || break; sleep 0.1; done
   kill -0 "$mpid" 2>/dev/null && die "the mount process $mpid is still alive after unmount"
-  wait "$hwm_pid" 2>/dev/null || true
-  peak_kib="$(cat "$active_d/hwm" 2>/dev/null || echo 0)"
+  peak_kib="$(sed -n "s/.* unmounted .* (peak memory \([0-9.]*\) MiB)\$/\1/p" "$mlog" | tail -n1)"
+  [ -n "$peak_kib" ] || die "no peak memory in $mlog"
+  peak_kib="$(awk -v m="$peak_kib" 'BEGIN { printf "%d", m * 1024 }')"
   mountpoint -q "$active_mnt" && die "$active_mnt is still mounted after sreg unmount"
-  active_mnt="" mpid="" hwm_pid=""
+  active_mnt="" mpid=""
 }
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 
@@ -419,9 +414,8 @@ EOF
 | script time | ${elapsed} s in all |
 
 MB = 10⁶ bytes. "bytes moved" is the emulator's \`bytesSent\` (reads) or \`bytesReceived\` (writes) over the
-measurement, request and response bodies only. Peak RSS is the mount process's VmHWM
-(/proc/PID/status), read every 0.1 s until it exits, so it covers the whole life of that mount,
-unmount and draining uploads included.
+measurement, request and response bodies only. Peak RSS is the mount process's ru_maxrss over
+its whole life, unmount and draining uploads included, from the line it logs when it unmounts.
 
 ## Commands
 
