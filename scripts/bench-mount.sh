@@ -179,6 +179,10 @@ loop_dir="$tmp/loop"
 mkdir -p "$loop_dir"
 
 for run in $(seq 1 "$runs"); do
+  # Each round starts with a quiet disk: the last round left gigabytes of dirty pages (cp's
+  # spool, adopted blocks, the pulled image), whose writeback made the next cold read (which
+  # writes its blocks) up to 60 % slower.
+  sync
   # 1. cold sequential read ---------------------------------------------------------------
   start_timing
   track baseline_b
@@ -188,6 +192,7 @@ for run in $(seq 1 "$runs"); do
   d="$tmp/m-$run"
   rm -rf "$d"
   mount_up "$d" "$mnt"
+  sync
   timed_dd_from_mount
   mount_down
   row cold "$run" "$(secs "$t0" "$t1")" "$fetched" "$peak_kib" "$dd_mount_cpu"
@@ -410,7 +415,7 @@ EOF
 | emulator | \`node dist/src/cli/index.js emulator --root TMP --port 0 --latency-ms $latency_ms --bandwidth $bandwidth\` ($bw_bytes B/s per connection, both directions; ${latency_ms} ms before every response); client and server on this machine (loopback) |
 | N | SREGISTRY_PYTHON_THREADS=$threads (the mount's fetch limit, baseline B's connections) |
 | mount | \`sreg mount --cache-size 4Gi MNT\` (background), fresh HOME, sregistry.db and SINGULARITY_CACHEDIR per mount unless said |
-| runs | $runs rounds of (B, cold, warm, local, start-mount, start-pull, cp, push); the catalog part after them |
+| runs | $runs rounds of (B, cold, warm, local, start-mount, start-pull, cp, push), each after a \`sync\`; the catalog part after them |
 | script time | ${elapsed} s in all |
 
 MB = 10⁶ bytes. "bytes moved" is the emulator's \`bytesSent\` (reads) or \`bytesReceived\` (writes) over the

@@ -204,5 +204,5 @@ e2eTest('SIGTERM to the mount process uploads what is pending, then unmounts cle
   t.is((await remoteMeta(dbx, '/term/x.simg'))?.content_hash, dropboxHash(data), 'uploaded before the process exited');
   t.false(await isMounted(m.dir));
   t.regex(await m.log(), /SIGTERM: unmounting/);
-  t.regex(await m.log(), /unmounted /);
+  t.regex(await m.log(), /unmounted \S+ \(peak memory \d+\.\d MiB\)\n/, 'its last line says its peak memory');
 });
