@@ -106,8 +106,10 @@ export class BlockCache implements BlockCachePort {
     this.buffers = new BlockBufferPool(opts.maxInFlight);
     // The window reaches twice as far as the fetches that may run: the slots keep maxInFlight on
     // the wire, and a slot that frees while the reader still waits on an earlier block goes to
-    // the next block at once (with a window of maxInFlight, a wave of fetches ended together and
-    // slots stood idle until the reader caught up: 199 vs 2xx MB/s measured, see bench/).
+    // the next block at once. With a window of maxInFlight, fetches went in waves that ended
+    // together and slots stood idle until the reader caught up: against the shaped emulator the
+    // time with 8 or more fetches on the wire rose from about 55 % to 80 % (the throughput of
+    // that test, 190-210 MB/s, was then bound by CPU).
     this.planner = new ReadaheadPlanner(Math.min(2 * opts.maxInFlight, Math.max(0, Math.floor(opts.budgetBytes / BLOCK_BYTES) - 1)));
     this.files = new BlockFiles(opts.dir, this.log);
     this.persist = new IndexDb(opts.db, this.log);
