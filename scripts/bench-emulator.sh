@@ -14,8 +14,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
-# shellcheck source=scripts/lib/dbx-curl.sh
-. scripts/lib/dbx-curl.sh
 # shellcheck source=scripts/lib/bench.sh
 . scripts/lib/bench.sh
 

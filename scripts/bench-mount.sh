@@ -39,8 +39,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
-# shellcheck source=scripts/lib/dbx-curl.sh
-. scripts/lib/dbx-curl.sh
 # shellcheck source=scripts/lib/bench.sh
 . scripts/lib/bench.sh
 
@@ -132,7 +130,7 @@ meta="$(dbx_rpc "$url" files/get_metadata "{\"path\":\"$rpath\"}")" || die "get_
 # baseline_b: N ranged curls of equal parts at once, into /dev/null (the best a client can do
 # with N connections: no disk at all).
 baseline_b() {
-  local i start end per=$((size / threads)) pids=() rc=0 p
+  local i start end per=$((size / threads)) pids=()
   for ((i = 0; i < threads; i++)); do
     start=$((i * per))
     end=$((i == threads - 1 ? size - 1 : (i + 1) * per - 1))
@@ -141,11 +139,7 @@ baseline_b() {
     pids+=($!)
     kids+=($!)
   done
-  for p in "${pids[@]}"; do
-    wait "$p" || rc=1
-    untrack "$p"
-  done
-  ((rc == 0)) || die "a ranged curl failed"
+  wait_all "${pids[@]}" || die "a ranged curl failed"
   [ "$(cat "$tmp"/b.*.size | awk '{s += $1} END {print s}')" = "$size" ] || die "baseline B did not get $size bytes"
 }
 
@@ -343,9 +337,7 @@ for run in $(seq 1 "$runs"); do
 done
 
 # --- report ------------------------------------------------------------------------------------
-load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
 elapsed=$(($(date +%s) - script_t0))
-cpu="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
 mkdir -p "$(dirname "$out")"
 node - "$results" "$size" "$threads" "$catalog_n" >"$tmp/tables.md" <<'EOF'
 const fs = require('node:fs');
@@ -401,14 +393,9 @@ for (const r of rows) md += `| ${r.kind} | ${r.run} | ${f2(r.secs)} | ${r.bytes 
 process.stdout.write(md);
 EOF
 {
+  # shellcheck disable=SC2016 # literal backticks: Markdown
+  bench_report_head '`sreg mount` benchmark'
   cat <<EOF
-# \`sreg mount\` benchmark
-
-| | |
-|---|---|
-| date | $(date -u '+%Y-%m-%d %H:%M:%S UTC') |
-| machine | nproc $(nproc), ${cpu:-unknown CPU}, $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2 / 1048576}' /proc/meminfo), $(uname -r) |
-| load average | at start $load_start, at end $load_end (1, 5, 15 min) |
 | software | node $(node --version), $(curl --version | head -n1 | cut -d' ' -f1-2), libfuse $(dpkg-query -W -f='${Version}' libfuse2 2>/dev/null || echo '?') |
 | sreg | **$commit**: $sreg_desc |
 | image | \`scripts/build-sif.sh --name bench --tag big --data-mib $data_mib IMG.sif\`: $size bytes, at $rpath (content_hash checked) |

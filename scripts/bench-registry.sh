@@ -38,8 +38,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
-# shellcheck source=scripts/lib/dbx-curl.sh
-. scripts/lib/dbx-curl.sh
 # shellcheck source=scripts/lib/bench.sh
 . scripts/lib/bench.sh
 
@@ -136,6 +134,9 @@ local_hash="$(node --input-type=module -e "
 results="$tmp/results.tsv" # kind run seconds maxrss_kib bytes_moved load1 client_cpu_s emulator_cpu_s
 
 : >"$results"
+row() { # KIND RUN PEAK_KIB BYTES: one line of $results for the measurement just timed
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$(secs "$t0" "$t1")" "$3" "$4" "$l" "$cpu_c" "$cpu_e" >>"$results"
+}
 
 # measure_sreg LOG CMD...: runs `node $cli CMD...` under /usr/bin/time -v (or polls VmHWM);
 # sets $peak_kib.
@@ -185,7 +186,7 @@ baseline_a() { # OUT
 
 # baseline_b OUT: N ranged curls at once, each into OUT at its offset (dd conv=notrunc).
 baseline_b() {
-  local outf="$1" i start end per=$((size / threads)) pids=() rc=0 p
+  local outf="$1" i start end per=$((size / threads)) pids=()
   : >"$outf"
   for ((i = 0; i < threads; i++)); do
     start=$((i * per))
@@ -199,11 +200,7 @@ baseline_b() {
     pids+=($!)
     kids+=($!)
   done
-  for p in "${pids[@]}"; do
-    wait "$p" || rc=1
-    untrack "$p"
-  done
-  ((rc == 0)) || { cat "$tmp"/b.*.status >&2; die "a ranged curl failed"; }
+  wait_all "${pids[@]}" || { cat "$tmp"/b.*.status >&2; die "a ranged curl failed"; }
   sync "$outf"
 }
 
@@ -219,7 +216,7 @@ for run in $(seq 1 "$runs"); do
   track baseline_a "$tmp/a.out"
   stop_timing
   check_same "$tmp/a.out" "baseline A"; rm -f "$tmp/a.out"
-  printf 'A\t%s\t%s\t\t%s\t%s\t%s\t%s\n' "$run" "$(secs "$t0" "$t1")" "$size" "$l" "$cpu_c" "$cpu_e" >>"$results"
+  row A "$run" "" "$size"
   say "pull run $run: A (1 curl) $(secs "$t0" "$t1") s"
 
   # B: N ranged curls into one file
@@ -228,7 +225,7 @@ for run in $(seq 1 "$runs"); do
   baseline_b "$tmp/b.out"
   stop_timing
   check_same "$tmp/b.out" "baseline B"; rm -f "$tmp/b.out"
-  printf 'B\t%s\t%s\t\t%s\t%s\t%s\t%s\n' "$run" "$(secs "$t0" "$t1")" "$size" "$l" "$cpu_c" "$cpu_e" >>"$results"
+  row B "$run" "" "$size"
   say "pull run $run: B ($threads ranged curls) $(secs "$t0" "$t1") s"
 
   # sreg pull
@@ -240,7 +237,7 @@ for run in $(seq 1 "$runs"); do
   stop_timing
   fetched="$(stats_bytes bytesSent)"
   check_same "$d/storage/bench-bench:big.simg" "sreg pull"
-  printf 'pull\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$(secs "$t0" "$t1")" "$peak_kib" "$fetched" "$l" "$cpu_c" "$cpu_e" >>"$results"
+  row pull "$run" "$peak_kib" "$fetched"
   say "pull run $run: sreg pull $(secs "$t0" "$t1") s, peak $((peak_kib / 1024)) MiB, fetched $fetched bytes"
   rm -rf "$d"
 done
@@ -253,7 +250,7 @@ for run in $(seq 1 "$runs"); do
   start_timing
   run_sreg "$d" images
   stop_timing
-  printf 'start\t%s\t%s\t%s\t0\t%s\t%s\t%s\n' "$run" "$(secs "$t0" "$t1")" "$peak_kib" "$l" "$cpu_c" "$cpu_e" >>"$results"
+  row start "$run" "$peak_kib" 0
   rm -rf "$d"
 done
 
@@ -265,7 +262,7 @@ for run in $(seq 1 "$runs"); do
   stop_timing
   received="$(stats_bytes bytesReceived)"
   [ "$(jget "$res" content_hash)" = "$local_hash" ] || die "baseline C: content_hash differs: $res"
-  printf 'C\t%s\t%s\t\t%s\t%s\t%s\t%s\n' "$run" "$(secs "$t0" "$t1")" "$received" "$l" "$cpu_c" "$cpu_e" >>"$results"
+  row C "$run" "" "$received"
   say "push run $run: C (1 curl session) $(secs "$t0" "$t1") s"
 
   d="$tmp/sreg-push"
@@ -278,15 +275,13 @@ for run in $(seq 1 "$runs"); do
   meta="$(dbx_rpc "$url" files/get_metadata '{"path":"/bench/bench:pushed.simg"}')" \
     || die "get_metadata after push: HTTP $DBX_STATUS: $meta"
   [ "$(jget "$meta" content_hash)" = "$local_hash" ] || die "sreg push: content_hash differs: $meta"
-  printf 'push\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$(secs "$t0" "$t1")" "$peak_kib" "$received" "$l" "$cpu_c" "$cpu_e" >>"$results"
+  row push "$run" "$peak_kib" "$received"
   say "push run $run: sreg push $(secs "$t0" "$t1") s, peak $((peak_kib / 1024)) MiB"
   rm -rf "$d"
 done
 
 # --- 5. report -------------------------------------------------------------------------------
-load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
 elapsed=$(($(date +%s) - script_t0))
-cpu="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
 mem_how="/usr/bin/time -v, Maximum resident set size"
 [ -n "$time_bin" ] || mem_how="VmHWM from /proc/PID/status, polled every 50 ms"
 mkdir -p "$(dirname "$out")"
@@ -334,14 +329,9 @@ for (const r of rows.filter((x) => x.kind !== 'start')) md += `| ${label[r.kind]
 process.stdout.write(md);
 EOF
 {
+  # shellcheck disable=SC2016 # literal backticks: Markdown
+  bench_report_head '`sreg pull` / `sreg push` benchmark'
   cat <<EOF
-# \`sreg pull\` / \`sreg push\` benchmark
-
-| | |
-|---|---|
-| date | $(date -u '+%Y-%m-%d %H:%M:%S UTC') |
-| machine | nproc $(nproc), ${cpu:-unknown CPU}, $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2 / 1048576}' /proc/meminfo) |
-| load average | at start $load_start, at end $load_end (1, 5, 15 min) |
 | software | node $(node --version), $(curl --version | head -n1 | cut -d' ' -f1-2) |
 | sreg | **$commit**: $sreg_desc |
 | image | \`scripts/build-sif.sh --name bench --tag big --data-mib $data_mib IMG.sif\`: $size bytes, uploaded as /bench/bench:big.simg (content_hash checked) |

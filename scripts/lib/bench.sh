@@ -1,8 +1,8 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034  # variables set here are read by the scripts that source this file
 # shellcheck disable=SC2154  # $repo, $data_mib, $latency_ms, $bandwidth are the sourcing script's
-# The parts every benchmark in scripts/ shares, sourced after `cd` to the repo (with $repo
-# set): a private copy of the sreg under test, the test image, a shaped `sreg emulator` of
+# The parts every benchmark in scripts/ shares (and dbx-curl.sh's helpers), sourced after `cd`
+# to the repo (with $repo set): a private copy of the sreg under test, the test image, a shaped `sreg emulator` of
 # its own, its admin API, timing with CPU accounting, and a clean-up that leaves nothing
 # running. Not run on its own.
 #
@@ -15,9 +15,14 @@
 #                              --bandwidth $bandwidth)
 #   admin METHOD PATH [JSON]   the emulator's /__emulator API;  jget JSON a.b  a field
 #   track CMD...               runs CMD as a tracked background job and waits for it
+#   wait_all PID...            waits for tracked jobs started with `&` + kids+=($!)
+#   bench_report_head TITLE    a report's heading and its date, machine and load rows
 #   start_timing / stop_timing $t0 $t1 (ns), $l (load1 before), $cpu_c $cpu_e (CPU seconds of
 #                              this shell's finished children and of the emulator)
 
+
+# shellcheck source=scripts/lib/dbx-curl.sh
+. scripts/lib/dbx-curl.sh
 
 say() { printf '[bench] %s\n' "$*" >&2; }
 die() { say "ERROR: $*"; exit 1; }
@@ -103,6 +108,16 @@ track() {
   local rc=0
   wait "$pid" || rc=$?
   untrack "$pid"
+  return "$rc"
+}
+
+# wait_all PID...: waits for these tracked background jobs; non-zero if any failed.
+wait_all() {
+  local p rc=0
+  for p in "$@"; do
+    wait "$p" || rc=1
+    untrack "$p"
+  done
   return "$rc"
 }
 
@@ -230,4 +245,20 @@ stop_timing() {
   c1="$(times_children "$tmp/times")"
   cpu_c="$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.2f", b - a }')"
   cpu_e="$(awk -v a="$e0" -v b="$e1" 'BEGIN { printf "%.2f", b - a }')"
+}
+
+# bench_report_head TITLE: the report's heading and the rows every benchmark has (date,
+# machine, load average from bench_init to now); the script's own rows follow.
+bench_report_head() {
+  local cpu
+  cpu="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
+  cat <<EOF
+# $1
+
+| | |
+|---|---|
+| date | $(date -u '+%Y-%m-%d %H:%M:%S UTC') |
+| machine | nproc $(nproc), ${cpu:-unknown CPU}, $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2 / 1048576}' /proc/meminfo), $(uname -r) |
+| load average | at start $load_start, at end $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) |
+EOF
 }

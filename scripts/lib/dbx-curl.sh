@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034  # DBX_STATUS is read by the scripts that source this file
 # Shell helpers for talking to the Dropbox API (or `sreg emulator`) with curl.
-# Sourced by scripts/quickstart.sh and scripts/bench-emulator.sh; not run on its own.
+# Sourced by scripts/quickstart.sh and scripts/lib/bench.sh (the benchmarks); not run on its own.
 #
 # The access token is read from $DBX_TOKEN and reaches curl as a config file on stdin
 # (`-K -`), so it never shows in argv (ps, /proc/*/cmdline) or in a log.

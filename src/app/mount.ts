@@ -17,7 +17,7 @@ import { BlockCache } from '../cache/index.js';
 import { CatalogSync, inspectFields, pythonJsonDumps, RegistryDb, RemoteMirror, toEntry } from '../catalog/index.js';
 import type { Config } from '../config/index.js';
 import { DropboxClient } from '../dropbox/client.js';
-import { forceUnmount, mountFuse, raiseReadahead } from '../fuse/index.js';
+import { forceUnmount, mountFuse, raiseReadahead, unescapeMountPath } from '../fuse/index.js';
 import { formatUri, imageFromRemotePath } from '../registry/names.js';
 import { DOWNLOAD_URL } from '../registry/commands.js';
 import { UsageError } from '../registry/errors.js';
@@ -42,7 +42,7 @@ export async function mountedType(mountpoint: string): Promise<string | undefine
   const text = await readFile('/proc/mounts', 'utf8').catch(() => '');
   for (const line of text.split('\n')) {
     const [, where, type] = line.split(' ');
-    if (where?.replace(/\\040/g, ' ') === mountpoint) return type;
+    if (where !== undefined && unescapeMountPath(where) === mountpoint) return type;
   }
   return undefined;
 }

@@ -12,6 +12,7 @@ import { BLOCK_BYTES, blockCount, blockKey, blockRange, blocksWithin } from './b
 import { BlockFiles, readLocalBlock } from './disk.js';
 import { CacheError } from './errors.js';
 import { IndexDb } from './persist.js';
+import { bufferFor } from '../util/read.js';
 import { BlockBufferPool } from './pool.js';
 import { ReadaheadPlanner } from './readahead.js';
 import { FetchSlots, type Priority, type Ticket } from './slots.js';
@@ -129,7 +130,7 @@ export class BlockCache implements BlockCachePort {
     if (offset >= end) return Promise.resolve(Buffer.alloc(0));
     if (into && into.length < end - offset) return Promise.reject(new CacheError('invalid_range', `a ${into.length}-byte buffer cannot take ${end - offset} bytes`));
     // One buffer for the whole read: the caller's (the kernel's, through fuse/) or a new one.
-    const out = into ? into.subarray(0, end - offset) : Buffer.allocUnsafe(end - offset);
+    const out = bufferFor(end - offset, into);
     return this.track(async () => {
       this.checkOnFirstUse(file);
       const seen = { missed: false };

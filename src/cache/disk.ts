@@ -7,6 +7,7 @@
 import { mkdir, readdir, rename, rm, rmdir, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { BLOCK_FILE_NAME, blockPath, blockRange, REV_DIR_NAME, revDir, TEMP_FILE_NAME } from './blocks.js';
+import { bufferFor, readFully } from '../util/read.js';
 import { CacheError } from './errors.js';
 import { FdCache } from './fds.js';
 
@@ -64,13 +65,8 @@ export class BlockFiles {
   read(rev: string, index: number, from: number, to: number, into?: Buffer): Promise<Buffer> {
     const file = this.path(rev, index);
     return this.fds.use(file, async (fh) => {
-      const out = into ? into.subarray(0, to - from) : Buffer.allocUnsafe(to - from);
-      let got = 0;
-      while (got < out.length) {
-        const { bytesRead } = await fh.read(out, got, out.length - got, from + got);
-        if (bytesRead === 0) throw Object.assign(new Error(`${file} is shorter than its index says`), { code: 'ESHORT' });
-        got += bytesRead;
-      }
+      const out = bufferFor(to - from, into);
+      if ((await readFully(fh, out, from)) < out.length) throw Object.assign(new Error(`${file} is shorter than its index says`), { code: 'ESHORT' });
       return out;
     });
   }
@@ -131,16 +127,13 @@ export class BlockFiles {
 /** Block `b` of a local file of `size` bytes, with positional reads (into `into` when given). */
 export async function readLocalBlock(fh: FileHandle, file: string, size: number, b: number, into?: Buffer): Promise<Buffer> {
   const { start, end } = blockRange(size, b);
-  const out = into && into.length >= end - start ? into.subarray(0, end - start) : Buffer.allocUnsafe(end - start);
-  let got = 0;
+  const out = bufferFor(end - start, into);
+  let got: number;
   try {
-    while (got < out.length) {
-      const { bytesRead } = await fh.read(out, got, out.length - got, start + got);
-      if (bytesRead === 0) throw new Error(`it ended at ${start + got} bytes`);
-      got += bytesRead;
-    }
+    got = await readFully(fh, out, start);
   } catch (e) {
     throw new CacheError('local_io', `cannot adopt ${file}: ${(e as Error).message}`, { cause: e });
   }
+  if (got < out.length) throw new CacheError('local_io', `cannot adopt ${file}: it ended at ${start + got} bytes`);
   return out;
 }

@@ -32,9 +32,4 @@ export class BlockBufferPool {
       slot?.release();
     });
   }
-
-  /** Free buffers kept (tests, stats). */
-  get size(): number {
-    return this.free.length;
-  }
 }

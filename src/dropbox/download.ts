@@ -8,6 +8,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import { createHash, type Hash } from 'node:crypto';
 import { CoalescingWriter } from '../util/coalesce.js';
+import { bufferFor } from '../util/read.js';
 import { combineBlockDigests, CONTENT_HASH_BLOCK_BYTES } from './content-hash.js';
 import { localError, RemoteError } from './errors.js';
 import { Transport } from './http.js';
@@ -157,7 +158,7 @@ export interface RangeJob {
 /** Reads [start, end) of one revision into memory (for one cache block); resumes after a cut. */
 export async function fetchRange(job: RangeJob): Promise<Buffer> {
   const n = job.end - job.start;
-  const out = job.into && job.into.length >= n ? job.into.subarray(0, n) : Buffer.allocUnsafe(n);
+  const out = bufferFor(n, job.into);
   let got = 0;
   if (out.length === 0) return out;
   await withRetries(

@@ -175,8 +175,8 @@ export async function raiseReadahead(mountpoint: string, log: FuseLog): Promise<
   }
 }
 
-/** mountinfo escapes space, tab, newline and backslash as \ooo. */
-function unescapeMountPath(p: string): string {
+/** /proc/mounts and mountinfo escape space, tab, newline and backslash as \ooo. */
+export function unescapeMountPath(p: string): string {
   return p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 }
 

@@ -11,6 +11,7 @@ import { copyFile, open, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { FileMeta, FolderMeta, Meta } from '../dropbox/client.js';
+import { bufferFor, readFully } from '../util/read.js';
 import { enoent, VfsError } from './errors.js';
 import type { BlockCachePort, CatalogPort, EntryInfo, FileRef, UploadPort } from './ports.js';
 import { statOf, type Stat } from './stat.js';
@@ -443,12 +444,6 @@ export class Vfs {
 }
 
 async function readFrom(fh: FileHandle, offset: number, length: number, into?: Buffer): Promise<Buffer> {
-  const buf = into && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
-  let got = 0;
-  while (got < length) {
-    const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
-    if (bytesRead === 0) break;
-    got += bytesRead;
-  }
-  return buf.subarray(0, got);
+  const buf = bufferFor(length, into);
+  return buf.subarray(0, await readFully(fh, buf, offset));
 }

@@ -159,7 +159,7 @@ test('a read into the caller\'s buffer fills it and returns a view of it, on a m
   await t.throwsAsync(cache.read(f, 0, 100, freshStream(), Buffer.alloc(10)), { instanceOf: CacheError, message: /cannot take 100 bytes/ });
 });
 
-test('pooled block buffers are never reused under a reader: 6 sequential readers of 3 files at once, with readahead, all get exact bytes', async (t) => {
+test('6 sequential readers of 3 files at once, on pooled block buffers with readahead, all get exact bytes; each block fetched once, never more than maxInFlight at a time', async (t) => {
   const remote = new FakeRemote();
   const files = [remote.add(12 * BLOCK + 5), remote.add(9 * BLOCK), remote.add(7 * BLOCK + 4096)];
   const { cache } = await openCache(t, { dir: await tempDir(t), fetch: remote.fetch, maxInFlight: 3, budgetBytes: 200 * MiB });
