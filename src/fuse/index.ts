@@ -80,7 +80,7 @@ export function fuseOps(vfs: Vfs, log: FuseLog): Record<string, (...args: never[
     init: (cb: Cb) => cb(0),
     statfs: (p: string, cb: Cb) => reply('statfs', p, cb, log, () => vfs.statfs(), (r, c) => c(0, r)),
     getattr: (p: string, cb: Cb) => reply('getattr', p, cb, log, () => vfs.getattr(p), (r, c) => c(0, r)),
-    fgetattr: (p: string, _fd: number, cb: Cb) => reply('fgetattr', p, cb, log, () => vfs.getattr(p), (r, c) => c(0, r)),
+    fgetattr: (p: string, fd: number, cb: Cb) => reply('fgetattr', p, cb, log, () => vfs.fgetattr(fd, p), (r, c) => c(0, r)),
     access: (p: string, _mode: number, cb: Cb) => reply('access', p, cb, log, () => exists(p), ok0),
     readdir: (p: string, cb: Cb) => reply('readdir', p, cb, log, () => vfs.readdir(p), (r, c) => c(0, r)),
     open: (p: string, flags: number, cb: Cb) => reply('open', p, cb, log, () => vfs.open(p, flags), (fd, c) => c(0, fd)),

@@ -23,7 +23,8 @@ export type Errno =
   | 'EAGAIN'
   | 'EROFS'
   | 'ENAMETOOLONG'
-  | 'EXDEV';
+  | 'EXDEV'
+  | 'EBUSY';
 
 export class VfsError extends Error {
   override readonly name = 'VfsError';

@@ -8,7 +8,7 @@
 import { formatUri, imageFromRemotePath } from '../registry/names.js';
 import { VfsError } from './errors.js';
 import type { EntryInfo } from './ports.js';
-import type { VfsOptions } from './vfs.js';
+import type { VfsOptions } from './types.js';
 
 export const XATTR = {
   uri: 'user.sregistry.uri',
@@ -18,10 +18,17 @@ export const XATTR = {
   shareUrl: 'user.sregistry.share_url',
 } as const;
 
+/** The key of the link cache: one revision of one file. */
+const linkKey = (e: EntryInfo): string => `${e.id ?? ''}@${e.rev ?? ''}`;
+
 const noData = (p: string, name: string): VfsError => new VfsError('ENODATA', `${p} has no attribute ${name}`);
 
 export class XattrSupport {
-  /** pathLower → the shared link we know exists (from reading share_url in this mount). */
+  /**
+   * File id + revision → the shared link we know exists (from reading share_url in this
+   * mount). Not keyed by path: a file removed and uploaded again under its name is another
+   * file (another id) and must not show the dead link of the old one.
+   */
   private readonly links = new Map<string, string>();
 
   constructor(
@@ -44,7 +51,7 @@ export class XattrSupport {
     if (this.uploaded(e)) {
       names.push(XATTR.version, XATTR.contentHash);
       if (imageFromRemotePath(e.pathDisplay)) names.push(XATTR.inspect);
-      if (this.links.has(e.pathLower)) names.push(XATTR.shareUrl);
+      if (this.links.has(linkKey(e))) names.push(XATTR.shareUrl);
     }
     return names;
   }
@@ -78,10 +85,10 @@ export class XattrSupport {
       case XATTR.shareUrl: {
         if (!this.uploaded(e)) throw new VfsError('ENODATA', `${fusePath} is not uploaded yet: no link can be made`);
         // getfattr asks twice (size, then value): the second answer comes from memory.
-        const known = this.links.get(e.pathLower);
+        const known = this.links.get(linkKey(e));
         if (known) return Buffer.from(known);
         const url = await this.o.remote.shareLink(e.pathDisplay);
-        this.links.set(e.pathLower, url);
+        this.links.set(linkKey(e), url);
         return Buffer.from(url);
       }
       default:
@@ -95,7 +102,7 @@ export class XattrSupport {
       throw new VfsError(name.startsWith('user.sregistry.') ? 'EPERM' : 'ENOTSUP', `${name} cannot be removed`);
     }
     const urls = await this.o.remote.listSharedLinks(e.pathDisplay, true);
-    this.links.delete(e.pathLower);
+    this.links.delete(linkKey(e));
     if (urls.length === 0) throw noData(fusePath, name);
     for (const url of urls) await this.o.remote.revokeSharedLink(url);
   }

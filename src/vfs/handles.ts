@@ -1,0 +1,288 @@
+/**
+ * Open handles and their spool files: open/create, read, write, truncate, fsync, flush
+ * (close: the spool is fsynced and journaled before close returns) and release.
+ *
+ * Every handle points at its path's node (nodes.ts). A write handle has its own spool file;
+ * at a flush it is handed to the upload journal under the node's *current* path, unless the
+ * node was removed meanwhile (then nothing is uploaded and release deletes the spool).
+ * A handle is in `handles` from open until release, whatever fails in between.
+ */
+import { copyFile, open, unlink, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { bufferFor, readFully } from '../util/read.js';
+import { VfsError } from './errors.js';
+import type { Lookup } from './lookup.js';
+import type { Handle, Node, NodeTable, ReadHandle, WriteHandle } from './nodes.js';
+import type { EntryInfo, FileRef } from './ports.js';
+import { statOf, type Stat } from './stat.js';
+import { checkName, dirOf, dropboxPath, isFuseHidden, lowerOf, O_ACCMODE, O_TRUNC, type VfsOptions } from './types.js';
+
+type Omitted<H> = Omit<H, 'id'>;
+
+export class Handles {
+  private readonly handles = new Map<number, Handle>();
+  private nextHandle = 1;
+
+  constructor(
+    private readonly o: VfsOptions,
+    private readonly nodes: NodeTable,
+    private readonly look: Lookup,
+  ) {}
+
+  private newSpoolPath(): string {
+    return path.join(this.o.spoolDir, `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}.spool`);
+  }
+
+  private add<H extends Handle>(h: Omitted<H>): H {
+    const full = { ...h, id: this.nextHandle++ } as H;
+    this.handles.set(full.id, full);
+    if (full.kind === 'write') full.node.writers.push(full);
+    return full;
+  }
+
+  private handle(id: number): Handle {
+    const h = this.handles.get(id);
+    if (!h) throw new VfsError('EBADF', `no open file ${id}`);
+    return h;
+  }
+
+  /** The node a handle on this entry points at (a removed one when opened by its hidden name). */
+  private acquire(fusePath: string, e: EntryInfo): Node {
+    const hidden = this.nodes.getHidden(e.pathLower);
+    if (hidden) {
+      hidden.refs++;
+      return hidden;
+    }
+    return this.nodes.acquire(e.pathDisplay || dropboxPath(fusePath), e.pathLower);
+  }
+
+  /** fstat of an open file: answered from the handle, whatever happened to its path since. */
+  fgetattr(id: number): Stat {
+    const h = this.handle(id);
+    const e = h.kind === 'write' ? h.node.entryOf(h) : h.entry;
+    return statOf(e, this.o.owner);
+  }
+
+  async open(fusePath: string, flags: number): Promise<number> {
+    const e = this.look.mustLookup(fusePath);
+    if (e.isFolder) throw new VfsError('EISDIR', `${fusePath}: is a folder`);
+    if ((flags & O_ACCMODE) !== 0) {
+      const truncating = (flags & O_TRUNC) !== 0;
+      // Truncating a non-empty file is a change even if nothing is written after.
+      return this.openForWrite(fusePath, e, truncating || e.size === 0, truncating && e.size > 0);
+    }
+    const local = this.localBytes(e);
+    if (local) {
+      const spool = await open(local, 'r');
+      return this.add<ReadHandle>({ kind: 'read', node: this.acquire(fusePath, e), spool, entry: e }).id;
+    }
+    const file = this.remoteRef(fusePath, e);
+    return this.add<ReadHandle>({ kind: 'read', node: this.acquire(fusePath, e), file, entry: e }).id;
+  }
+
+  async create(fusePath: string): Promise<number> {
+    checkName(dropboxPath(fusePath));
+    this.look.folder(dirOf(fusePath));
+    // A new file appears in Dropbox even if nothing is written to it.
+    return this.openForWrite(fusePath, undefined, true, true);
+  }
+
+  /** The spool file holding a path's bytes when they are not in Dropbox yet. */
+  private localBytes(e: EntryInfo): string | undefined {
+    const w = (this.nodes.getHidden(e.pathLower) ?? this.nodes.get(e.pathLower))?.writer();
+    if (w) return w.spoolPath;
+    return this.o.uploads.pending(e.pathLower)?.spoolFile;
+  }
+
+  private remoteRef(fusePath: string, e: EntryInfo): FileRef {
+    if (!e.id || !e.rev || e.contentHash === undefined) throw new VfsError('EIO', `${fusePath}: the catalog has no revision for it`);
+    return { id: e.id, rev: e.rev, size: e.size, contentHash: e.contentHash };
+  }
+
+  /** A write handle on a fresh spool file, holding the current bytes unless truncating. */
+  private async openForWrite(fusePath: string, existing: EntryInfo | undefined, truncate: boolean, dirty: boolean): Promise<number> {
+    const spoolPath = this.newSpoolPath();
+    let fh: FileHandle | undefined;
+    try {
+      if (!truncate && existing) await this.copyCurrentBytes(fusePath, existing, spoolPath);
+      fh = await open(spoolPath, truncate ? 'w+' : 'r+', 0o600);
+    } catch (e) {
+      await unlink(spoolPath).catch(() => undefined);
+      throw e;
+    }
+    const size = truncate || !existing ? 0 : existing.size;
+    const e = existing ?? { pathLower: lowerOf(fusePath), pathDisplay: dropboxPath(fusePath), name: '', isFolder: false, size: 0, mtimeMs: 0 };
+    const node = this.acquire(fusePath, e);
+    return this.add<WriteHandle>({ kind: 'write', node, spoolPath, fh, size, mtimeMs: Date.now(), dirty, committed: false }).id;
+  }
+
+  private async copyCurrentBytes(fusePath: string, e: EntryInfo, spoolPath: string): Promise<void> {
+    const local = this.localBytes(e);
+    if (local) {
+      await copyFile(local, spoolPath);
+      return;
+    }
+    const file = this.remoteRef(fusePath, e);
+    const out = await open(spoolPath, 'w', 0o600);
+    const stream = -this.nextHandle++;
+    try {
+      const step = 4 * 1024 * 1024;
+      for (let off = 0; off < e.size; off += step) {
+        const buf = await this.o.cache.read(file, off, Math.min(step, e.size - off), stream);
+        await out.write(buf, 0, buf.length, off);
+      }
+    } finally {
+      this.o.cache.forget(stream);
+      await out.close();
+    }
+  }
+
+  /**
+   * Bytes at `offset`; with `into` (the kernel's buffer) they are read into it, and nothing is
+   * written there once `intoGone` is aborted: see BlockCachePort.read.
+   */
+  async read(id: number, offset: number, length: number, into?: Buffer, intoGone?: AbortSignal): Promise<Buffer> {
+    const h = this.handle(id);
+    if (h.kind === 'write') return readFrom(h.fh, offset, length, into);
+    if (h.spool) return readFrom(h.spool, offset, length, into);
+    return this.o.cache.read(h.file!, offset, length, h.id, into, intoGone);
+  }
+
+  private writable(id: number): WriteHandle {
+    const h = this.handle(id);
+    if (h.kind !== 'write') throw new VfsError('EBADF', 'file not open for writing');
+    return h;
+  }
+
+  async write(id: number, data: Buffer, offset: number): Promise<number> {
+    const h = this.writable(id);
+    await this.unshare(h);
+    let done = 0;
+    while (done < data.length) {
+      const { bytesWritten } = await h.fh.write(data, done, data.length - done, offset + done);
+      done += bytesWritten;
+    }
+    h.size = Math.max(h.size, offset + data.length);
+    h.dirty = true;
+    h.mtimeMs = Date.now();
+    return done;
+  }
+
+  async ftruncate(id: number, size: number): Promise<void> {
+    const h = this.writable(id);
+    await this.unshare(h);
+    await h.fh.truncate(size);
+    h.size = size;
+    h.dirty = true;
+    h.mtimeMs = Date.now();
+  }
+
+  /** truncate(2) on a path: through the open writer if there is one, else a new revision. */
+  async truncate(fusePath: string, size: number): Promise<void> {
+    const e = this.look.mustLookup(fusePath);
+    if (e.isFolder) throw new VfsError('EISDIR', `${fusePath}: is a folder`);
+    const w = (this.nodes.getHidden(e.pathLower) ?? this.nodes.get(e.pathLower))?.writer();
+    if (w) return this.ftruncate(w.id, size);
+    if (e.size === size) return;
+    const id = await this.openForWrite(fusePath, e, size === 0, true);
+    try {
+      await this.ftruncate(id, size);
+    } finally {
+      await this.release(id);
+    }
+  }
+
+  async fsync(id: number): Promise<void> {
+    const h = this.handle(id);
+    if (h.kind === 'write') await h.fh.datasync();
+  }
+
+  /**
+   * A write after the spool was handed to the journal (a dup'd fd still writing after another
+   * one closed): the journal's file must not change, so carry on in a copy of it.
+   */
+  private async unshare(h: WriteHandle): Promise<void> {
+    if (!h.committed) return;
+    const copyPath = this.newSpoolPath();
+    const out = await open(copyPath, 'w+', 0o600);
+    const buf = Buffer.allocUnsafe(1024 * 1024);
+    for (let pos = 0; pos < h.size; ) {
+      const { bytesRead } = await h.fh.read(buf, 0, Math.min(buf.length, h.size - pos), pos);
+      if (bytesRead === 0) break;
+      await out.write(buf, 0, bytesRead, pos);
+      pos += bytesRead;
+    }
+    await h.fh.close();
+    h.fh = out;
+    h.spoolPath = copyPath;
+    h.committed = false;
+  }
+
+  /**
+   * close(2) of a descriptor (FUSE FLUSH, which close waits for; RELEASE comes only after
+   * close has returned). A written file is fsynced and recorded in the upload journal here,
+   * before close returns, under its node's current path: what close accepted survives a crash.
+   * A removed node (or a libfuse hidden name) is never uploaded.
+   */
+  async flush(id: number): Promise<void> {
+    const h = this.handles.get(id);
+    if (!h || h.kind !== 'write' || !h.dirty) return;
+    const { node } = h;
+    if (node.removed || isFuseHidden(node.path)) {
+      h.dirty = false;
+      return;
+    }
+    await h.fh.datasync();
+    // The node may have been removed or renamed while the disk synced: decide on its state now.
+    if (node.removed) {
+      h.dirty = false;
+      return;
+    }
+    this.o.uploads.enqueue(node.path, h.spoolPath, h.size);
+    h.dirty = false;
+    h.committed = true;
+    this.o.log(`queued ${node.path} (${h.size} bytes) for upload`);
+  }
+
+  /** The last close of a handle: anything not yet journaled is (flush), then the handle goes. */
+  async release(id: number): Promise<void> {
+    const h = this.handles.get(id);
+    if (!h) return;
+    if (h.kind === 'read') {
+      this.handles.delete(id);
+      this.nodes.release(h.node);
+      this.o.cache.forget(h.id);
+      await h.spool?.close();
+      return;
+    }
+    try {
+      await this.flush(id);
+    } finally {
+      // Only now: until the journal row exists the open handle is what shows the file.
+      this.handles.delete(id);
+      const ws = h.node.writers;
+      ws.splice(ws.indexOf(h), 1);
+      this.nodes.release(h.node);
+      await h.fh.close().catch(() => undefined);
+      if (!h.committed) await unlink(h.spoolPath).catch(() => undefined);
+    }
+  }
+
+  /** Write handles still open (for unmount's report). */
+  openWriteCount(): number {
+    let n = 0;
+    for (const h of this.handles.values()) if (h.kind === 'write') n++;
+    return n;
+  }
+
+  /** Every handle still open. */
+  openCount(): number {
+    return this.handles.size;
+  }
+}
+
+async function readFrom(fh: FileHandle, offset: number, length: number, into?: Buffer): Promise<Buffer> {
+  const buf = bufferFor(length, into);
+  return buf.subarray(0, await readFully(fh, buf, offset));
+}

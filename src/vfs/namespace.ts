@@ -1,0 +1,147 @@
+/**
+ * The namespace operations: unlink, mkdir, rmdir, rename. One place decides each from the
+ * state of the paths involved (nodes.ts: open for write, pending upload, uploading, clean,
+ * removed while open).
+ *
+ * Order of every operation: checks; the remote change (Dropbox first: if it fails, nothing
+ * local changed and the caller gets the errno); then, synchronously, the local state follows
+ * (nodes, upload journal, catalog). Removals are the exception: the name leaves the local
+ * state first, so it is gone from listings at once and no flush can queue it meanwhile.
+ *
+ * - unlink: open handles keep working on the detached node, nothing of it is uploaded, its
+ *   pending uploads are cancelled, the remote file is deleted.
+ * - rename onto an existing file: the target is removed as by unlink (its queued upload and
+ *   its open writers can never overwrite the moved file), then the source moves.
+ * - case-only rename: the same node; Dropbox's move_v2 refuses it, so it goes through a
+ *   temporary name (two moves). It never deletes anything.
+ * - folder rename: the remote folder moves, then every node and pending upload below it.
+ * - rename to `.fuse_hidden…` (libfuse 2 hiding a file removed while open): an unlink that
+ *   keeps the hidden name resolvable for the open handles until libfuse unlinks it.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Meta } from '../dropbox/client.js';
+import { enoent, VfsError } from './errors.js';
+import type { Lookup } from './lookup.js';
+import type { NodeTable } from './nodes.js';
+import type { EntryInfo } from './ports.js';
+import { checkName, dirOf, dropboxPath, isFuseHidden, isUnder, lowerOf, nameOf, parentOf, type VfsOptions } from './types.js';
+
+export class Namespace {
+  constructor(
+    private readonly o: VfsOptions,
+    private readonly nodes: NodeTable,
+    private readonly look: Lookup,
+  ) {}
+
+  async unlink(fusePath: string): Promise<void> {
+    const pl = lowerOf(fusePath);
+    // libfuse's unlink of the hidden name at the last close: the file is already gone.
+    if (this.nodes.unhide(pl)) return;
+    const e = this.look.mustLookup(fusePath);
+    if (e.isFolder) throw new VfsError('EISDIR', `${fusePath}: is a folder (use rmdir)`);
+    await this.removeFile(e);
+  }
+
+  /** A file leaves the namespace: local state first (at once), then Dropbox. */
+  private async removeFile(e: EntryInfo, hiddenLower?: string): Promise<void> {
+    const node = this.nodes.get(e.pathLower);
+    if (node && hiddenLower !== undefined) this.nodes.hide(node, hiddenLower, e);
+    else if (node) this.nodes.detach(node, e);
+    this.o.uploads.cancel(e.pathLower);
+    const remote = this.o.catalog.lookup(e.pathLower);
+    if (remote) {
+      await this.o.remote.delete(remote.pathDisplay || e.pathDisplay);
+      this.o.catalog.remove(e.pathLower);
+    }
+  }
+
+  async mkdir(fusePath: string): Promise<void> {
+    const p = dropboxPath(fusePath);
+    checkName(p);
+    if (this.look.lookup(fusePath)) throw new VfsError('EEXIST', `${fusePath}: exists`);
+    this.look.folder(dirOf(fusePath));
+    this.o.catalog.upsert(this.o.toEntry(await this.o.remote.createFolder(p)));
+  }
+
+  async rmdir(fusePath: string): Promise<void> {
+    const e = this.look.mustLookup(fusePath);
+    if (!e.isFolder) throw new VfsError('ENOTDIR', `${fusePath}: not a folder`);
+    if (e.pathLower === '') throw new VfsError('EPERM', 'the root of the mount cannot be removed');
+    if (this.look.readdir(fusePath).length > 0) throw new VfsError('ENOTEMPTY', `${fusePath}: not empty`);
+    await this.o.remote.delete(e.pathDisplay || dropboxPath(fusePath));
+    this.o.catalog.remove(e.pathLower);
+  }
+
+  async rename(fromFuse: string, toFuse: string): Promise<void> {
+    const src = this.look.mustLookup(fromFuse);
+    const to = dropboxPath(toFuse);
+    const toLower = lowerOf(toFuse);
+    if (src.pathLower === '') throw new VfsError('EBUSY', 'the root of the mount cannot be renamed');
+    if (isFuseHidden(to) && !src.isFolder) {
+      // libfuse hides a file removed while open: that is the removal.
+      await this.removeFile(src, toLower);
+      return;
+    }
+    checkName(to);
+    this.look.folder(dirOf(toFuse));
+    const same = src.pathLower === toLower;
+    if (same && nameOf(src.pathDisplay) === nameOf(to)) return;
+    if (src.isFolder && !same && isUnder(toLower, src.pathLower)) throw new VfsError('EINVAL', `cannot move ${fromFuse} into itself`);
+    const dst = same ? undefined : this.look.lookup(toFuse);
+    if (dst) {
+      if (dst.isFolder && !src.isFolder) throw new VfsError('EISDIR', `${toFuse}: is a folder`);
+      if (!dst.isFolder && src.isFolder) throw new VfsError('ENOTDIR', `${toFuse}: not a folder`);
+      if (dst.isFolder) {
+        if (this.look.readdir(toFuse).length > 0) throw new VfsError('ENOTEMPTY', `${toFuse}: not empty`);
+        // Dropbox never moves onto an existing path: the empty target folder goes first.
+        await this.o.remote.delete(dst.pathDisplay || to);
+        this.o.catalog.remove(dst.pathLower);
+      } else {
+        await this.removeFile(dst);
+      }
+    }
+    const remoteSrc = this.o.catalog.lookup(src.pathLower);
+    const node = src.isFolder ? undefined : this.nodes.get(src.pathLower);
+    const pending = src.isFolder ? undefined : this.o.uploads.pending(src.pathLower);
+    if (!remoteSrc && !node && !pending) throw enoent(fromFuse);
+    if (remoteSrc) await this.moveRemote(remoteSrc, to, same);
+    // The local state follows, synchronously: nothing can queue under the old path after this.
+    if (src.isFolder) {
+      this.nodes.moveTree(src.pathLower, to);
+      this.o.uploads.retargetTree(src.pathLower, to);
+      return;
+    }
+    const srcNode = this.nodes.get(src.pathLower);
+    if (srcNode) this.nodes.move(srcNode, to);
+    const nowPending = this.o.uploads.pending(src.pathLower);
+    // An upload in flight under the same key (case-only) must not be aborted: its stray would
+    // be deleted at the key the file now has. It lands under the old case; that is all.
+    if (nowPending && !(same && nowPending.state === 'uploading')) this.o.uploads.retarget(src.pathLower, to);
+  }
+
+  /** move_v2, and the catalog updated; a case-only rename goes through a temporary name. */
+  private async moveRemote(remoteSrc: EntryInfo, to: string, caseOnly: boolean): Promise<void> {
+    let moved: Meta;
+    if (caseOnly) {
+      const tmp = `${parentOf(to)}/.sreg-rename-${randomBytes(6).toString('hex')}`;
+      const mid = await this.o.remote.move(remoteSrc.pathDisplay, tmp);
+      try {
+        moved = await this.o.remote.move(mid.kind === 'deleted' ? tmp : mid.pathDisplay, to);
+      } catch (e) {
+        // Put it back under its old name rather than leave it under the temporary one.
+        await this.o.remote.move(tmp, remoteSrc.pathDisplay).catch(() => undefined);
+        throw e;
+      }
+    } else {
+      moved = await this.o.remote.move(remoteSrc.pathDisplay, to);
+    }
+    this.o.catalog.remove(remoteSrc.pathLower);
+    if (moved.kind === 'folder') {
+      this.o.catalog.upsert(this.o.toEntry(moved));
+      const { entries } = await this.o.remote.listAll(moved.pathDisplay, true);
+      for (const m of entries) if (m.kind !== 'deleted') this.o.catalog.upsert(this.o.toEntry(m));
+    } else if (moved.kind === 'file') {
+      this.o.catalog.upsert(this.o.toEntry(moved));
+    }
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * Nodes: one per path that has local activity (an open handle), with an explicit state. A
+ * path without a node is whatever the upload journal or the catalog says (clean or pending).
+ *
+ * Invariants:
+ * - `live` maps a path (lower case) to at most one node, and a node is in `live` under its
+ *   current pathLower exactly while it is not removed.
+ * - Handles point at nodes, never at path strings: a rename moves the node (and, for a folder,
+ *   every node below it) and the handles follow; a removal detaches the node, its handles keep
+ *   working, and nothing written through them is ever uploaded.
+ * - A node goes away when its last handle is released.
+ * Concurrency: one JS thread; every method is synchronous.
+ */
+import type { FileHandle } from 'node:fs/promises';
+import type { EntryInfo, FileRef, PendingUpload } from './ports.js';
+import { isUnder, nameOf, rebase } from './types.js';
+
+/** What a path is, locally: the one state the namespace operations decide from. */
+export type NodeState = 'clean' | 'open-for-write' | 'pending-upload' | 'uploading' | 'removed-while-open';
+
+export interface ReadHandle {
+  kind: 'read';
+  id: number;
+  node: Node;
+  /** A remote revision (read through the block cache)… */
+  file?: FileRef;
+  /** …or local bytes not in Dropbox yet (a spool file). */
+  spool?: FileHandle;
+  /** What fstat shows. */
+  entry: EntryInfo;
+}
+
+export interface WriteHandle {
+  kind: 'write';
+  id: number;
+  node: Node;
+  spoolPath: string;
+  fh: FileHandle;
+  size: number;
+  mtimeMs: number;
+  dirty: boolean;
+  /** The spool file was handed to the upload journal (at a flush): it must not change any more. */
+  committed: boolean;
+}
+
+export type Handle = ReadHandle | WriteHandle;
+
+export class Node {
+  removed = false;
+  /** The `.fuse_hidden…` name libfuse gave it when it was removed while open (lower case). */
+  hiddenLower: string | undefined;
+  /** Oldest first; the newest one is what the path shows. */
+  readonly writers: WriteHandle[] = [];
+  refs = 0;
+  /** What the path showed when it was removed (fstat of a removed file that has no writer). */
+  snapshot: EntryInfo | undefined;
+
+  constructor(
+    public path: string,
+    public pathLower: string,
+  ) {}
+
+  /** The newest writer, whose bytes the path shows. */
+  writer(): WriteHandle | undefined {
+    return this.writers[this.writers.length - 1];
+  }
+
+  state(pending: PendingUpload | undefined): NodeState {
+    if (this.removed) return 'removed-while-open';
+    if (this.writers.length > 0) return 'open-for-write';
+    if (pending) return pending.state === 'uploading' ? 'uploading' : 'pending-upload';
+    return 'clean';
+  }
+
+  /** The entry a writer shows. */
+  entryOf(w: WriteHandle): EntryInfo {
+    return { pathLower: this.pathLower, pathDisplay: this.path, name: nameOf(this.path), isFolder: false, size: w.size, mtimeMs: w.mtimeMs };
+  }
+}
+
+export class NodeTable {
+  private readonly live = new Map<string, Node>();
+  private readonly hidden = new Map<string, Node>();
+
+  get(pathLower: string): Node | undefined {
+    return this.live.get(pathLower);
+  }
+
+  /** A removed node still reachable under libfuse's hidden name. */
+  getHidden(pathLower: string): Node | undefined {
+    return this.hidden.get(pathLower);
+  }
+
+  /** The node of a path (made if there is none), with one more reference. */
+  acquire(path: string, pathLower: string): Node {
+    let n = this.live.get(pathLower);
+    if (!n) {
+      n = new Node(path, pathLower);
+      this.live.set(pathLower, n);
+    }
+    n.refs++;
+    return n;
+  }
+
+  /** One reference fewer; the node goes with its last one. */
+  release(n: Node): void {
+    n.refs--;
+    if (n.refs > 0) return;
+    if (!n.removed && this.live.get(n.pathLower) === n) this.live.delete(n.pathLower);
+    if (n.hiddenLower !== undefined && this.hidden.get(n.hiddenLower) === n) this.hidden.delete(n.hiddenLower);
+  }
+
+  /** The path is removed: the node leaves the namespace at once; its handles keep working. */
+  detach(n: Node, snapshot: EntryInfo | undefined): void {
+    if (this.live.get(n.pathLower) === n) this.live.delete(n.pathLower);
+    n.removed = true;
+    n.snapshot ??= snapshot;
+  }
+
+  /** libfuse's hide of an open file: removed, but reachable by its hidden name until released. */
+  hide(n: Node, hiddenLower: string, snapshot: EntryInfo | undefined): void {
+    this.detach(n, snapshot);
+    n.hiddenLower = hiddenLower;
+    this.hidden.set(hiddenLower, n);
+  }
+
+  /** Forgets a hidden name (libfuse unlinks it at the last close). */
+  unhide(hiddenLower: string): boolean {
+    const n = this.hidden.get(hiddenLower);
+    if (!n) return false;
+    this.hidden.delete(hiddenLower);
+    n.hiddenLower = undefined;
+    return true;
+  }
+
+  /** A file node renamed; a node already at the target must have been detached. */
+  move(n: Node, toPath: string): void {
+    if (this.live.get(n.pathLower) === n) this.live.delete(n.pathLower);
+    n.path = toPath;
+    n.pathLower = toPath.toLowerCase();
+    this.live.set(n.pathLower, n);
+  }
+
+  /** A folder renamed: every node below it follows. */
+  moveTree(fromLower: string, toPath: string): void {
+    const below = [...this.live.values()].filter((n) => isUnder(n.pathLower, fromLower));
+    for (const n of below) this.live.delete(n.pathLower);
+    for (const n of below) {
+      n.path = rebase(n.path, fromLower, toPath);
+      n.pathLower = n.path.toLowerCase();
+      this.live.set(n.pathLower, n);
+    }
+  }
+
+  /** Live nodes with a writer, in a folder (what readdir adds to the catalog and the journal). */
+  *writtenChildren(parentLower: string): Iterable<Node> {
+    for (const n of this.live.values()) {
+      if (n.writers.length > 0 && n.pathLower.slice(0, Math.max(0, n.pathLower.lastIndexOf('/'))) === parentLower) yield n;
+    }
+  }
+
+  /** Any live node with a writer below a folder? */
+  hasWriterUnder(folderLower: string): boolean {
+    for (const n of this.live.values()) if (n.writers.length > 0 && isUnder(n.pathLower, folderLower)) return true;
+    return false;
+  }
+}
