@@ -31,3 +31,5 @@ export { MIGRATIONS, PY_COLLECTION_DDL, PY_CONTAINER_DDL, type Migration } from 
 export type { CollectionRecord, ContainerRecord, ImageRef, UpsertContainer } from './types.js';
 export { RemoteMirror, parentOf, toEntry } from './mirror.js';
 export { CatalogSync, type CatalogSyncOptions, type SyncClient } from './sync.js';
+export { MountStateDb, STATE_FILE_NAME, STATE_MIGRATIONS, privateDir, privateFile } from './mount-state.js';
+export { MountRegistry, type MountRecord } from './mounts.js';
