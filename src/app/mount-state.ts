@@ -3,7 +3,7 @@
  * state database (catalog/mount-state.ts), the logs, the spool and the block cache. Opening
  * the state checks the cache folder first and says so in one line when it cannot be written.
  */
-import { accessSync, constants, mkdirSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { DB_FILE_NAME, MountRegistry, MountStateDb, RegistryDb, privateDir } from '../catalog/index.js';
 import type { Config } from '../config/index.js';
@@ -23,7 +23,18 @@ export function checkCacheFolder(config: Config): void {
     mkdirSync(config.cacheDir, { recursive: true });
     privateDir(dir);
     accessSync(dir, constants.W_OK);
-  } catch (e) {
+  } catch (err) {
+    let e = err;
+    // mkdir -p on a read-only file system says ENOENT: ask the nearest folder that exists.
+    if ((e as { code?: string }).code === 'ENOENT') {
+      let up = config.cacheDir;
+      while (!existsSync(up) && path.dirname(up) !== up) up = path.dirname(up);
+      try {
+        accessSync(up, constants.W_OK);
+      } catch (e2) {
+        e = e2;
+      }
+    }
     const code = (e as { code?: string }).code;
     const why =
       code === 'EROFS' ? 'is read-only'
