@@ -13,6 +13,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { privateDir } from '../catalog/index.js';
+import { localError } from '../dropbox/errors.js';
 
 export type ControlRequest = { cmd: 'status' } | { cmd: 'unmount' };
 export type ControlLine = { progress: unknown } | { done: true; ok: boolean; result?: unknown; error?: string };
@@ -29,7 +30,11 @@ export async function newControlSocketPath(o: { runtimeDir: string | undefined; 
   const name = `ctl-${randomBytes(8).toString('hex')}.sock`;
   const dir = o.runtimeDir ? path.join(o.runtimeDir, 'sreg') : path.join(o.stateDir, 'run');
   if (path.join(dir, name).length <= MAX_SOCKET_PATH) {
-    privateDir(dir);
+    try {
+      privateDir(dir);
+    } catch (e) {
+      throw localError('make the control socket folder', dir, e);
+    }
     return path.join(dir, name);
   }
   return path.join(await mkdtemp(path.join(tmpdir(), 'sreg-')), name);
