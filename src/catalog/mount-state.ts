@@ -84,7 +84,16 @@ export const STATE_MIGRATIONS: readonly Migration[] = [
 
 /** Makes `dir` (and missing parents) and sets it to 0700. */
 export function privateDir(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (!existsSync(dir)) {
+    // Parents first; the folder itself without `recursive`, which reports a read-only file
+    // system as ENOENT instead of EROFS.
+    mkdirSync(path.dirname(dir), { recursive: true });
+    try {
+      mkdirSync(dir, { mode: 0o700 });
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'EEXIST') throw e;
+    }
+  }
   if ((statSync(dir).mode & 0o777) !== 0o700) chmodSync(dir, 0o700);
 }
 
