@@ -5,7 +5,7 @@
  * time — and its control socket refusing, its FUSE connection answering ENOTCONN); a live sreg
  * mount of another cache folder; or one that does not answer at all (a stopped process).
  */
-import { readdir } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
 import type { MountRecord, MountRegistry } from '../catalog/index.js';
 import { askControl, isRefused } from './control.js';
 import { isSregMount, mountEntry, sameProcessAlive, type MountEntry } from './procfs.js';
@@ -21,19 +21,22 @@ export type Assessment =
   | { kind: 'other' }
   | { kind: 'hung'; rec: MountRecord | undefined };
 
-/** readdir of the mount point, bounded: 'answers', 'dead' (ENOTCONN and kin) or 'hung'. */
-async function probeDir(mountpoint: string): Promise<'answers' | 'dead' | 'hung'> {
-  let timer: NodeJS.Timeout | undefined;
-  const hung = new Promise<'hung'>((r) => (timer = setTimeout(() => r('hung'), PROBE_TIMEOUT_MS)));
-  const probe = readdir(mountpoint).then(
-    () => 'answers' as const,
-    (e: { code?: string }) => (e.code === 'ENOTCONN' || e.code === 'ECONNABORTED' || e.code === 'EIO' ? ('dead' as const) : ('answers' as const)),
-  );
-  try {
-    return await Promise.race([probe, hung]);
-  } finally {
-    clearTimeout(timer);
-  }
+const PROBE = "require('node:fs').readdir(process.argv[1], (e) => process.stdout.write(e ? String(e.code) : 'OK'))";
+
+/**
+ * readdir of the mount point, bounded: 'answers', 'dead' (ENOTCONN and kin) or 'hung'. In a
+ * child process, killed at the deadline (FUSE waits are killable): a readdir stuck in this
+ * process would hold a libuv thread that even process.exit waits for.
+ */
+function probeDir(mountpoint: string): Promise<'answers' | 'dead' | 'hung'> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['-e', PROBE, mountpoint], { timeout: PROBE_TIMEOUT_MS, killSignal: 'SIGKILL' }, (err, stdout) => {
+      const out = stdout.trim();
+      if (out === 'ENOTCONN' || out === 'ECONNABORTED' || out === 'EIO') return resolve('dead');
+      if (out !== '') return resolve('answers');
+      resolve(err ? 'hung' : 'answers');
+    });
+  });
 }
 
 /** Does the recorded process live and answer on its control socket? */

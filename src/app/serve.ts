@@ -6,7 +6,7 @@
  * Stopping (`sreg unmount`, SIGTERM, SIGINT) uploads what is pending first and refuses to drop
  * it; a file still open for writing also keeps the mount.
  */
-import { mkdir, mkdtemp, unlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, rmdir, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { BlockCache } from '../cache/index.js';
@@ -206,6 +206,8 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
   life.defer('the control socket', async () => {
     control.close();
     await unlink(socketPath).catch(() => undefined);
+    // A socket path too long for the usual folder got a mkdtemp folder of its own.
+    if (path.dirname(socketPath).startsWith(path.join(tmpdir(), 'sreg-'))) await rmdir(path.dirname(socketPath)).catch(() => undefined);
   });
   const pidStart = (await processStart(process.pid)) ?? null;
   state.mounts.put({ mountpoint: o.mountpoint, pid: process.pid, pidStart, logFile: o.logFile ?? logFileFor(config, o.mountpoint), controlSocket: socketPath, startedAtMs: Date.now() });

@@ -177,3 +177,28 @@ e2eTest('a second sreg mount of the same state is one line, exit 6; sreg mount w
     t.false(await isMounted(other.dir));
   }
 });
+
+e2eTest('a stopped mount (SIGSTOP) is never waited on: sreg status and sreg unmount answer within their probe deadline, and touch nothing', async (t) => {
+  t.timeout(110_000);
+  const m = await mountFor(t);
+  const pid = m.child()!.pid!;
+  process.kill(pid, 'SIGSTOP');
+  t.teardown(() => {
+    try {
+      process.kill(pid, 'SIGCONT');
+    } catch {
+      /* gone */
+    }
+  });
+  const s = await m.sreg(['status'], { timeoutMs: 60_000 });
+  t.is(s.code, 0, s.stderr);
+  t.regex(s.stdout, /: not answering \(the mount did not answer on its control socket within 10 s\)/);
+  const u = await m.sreg(['unmount', m.dir], { timeoutMs: 60_000 });
+  t.is(u.code, 5, u.stderr);
+  oneErrorLine(t, u.stderr, /^ERROR the sreg mount on .* \(pid \d+\) does not answer: end it \(kill -9\), then run sreg unmount again\n$/);
+  t.true(await isMounted(m.dir), 'left mounted');
+  process.kill(pid, 'SIGCONT');
+  const again = await m.sreg(['unmount', m.dir]);
+  t.is(again.code, 0, again.stderr);
+  t.false(await isMounted(m.dir));
+});

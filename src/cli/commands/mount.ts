@@ -10,6 +10,15 @@ import { UsageError } from '../../registry/errors.js';
 import { parseBytes } from '../../util/bytes.js';
 import { run, type GlobalArgs } from '../run.js';
 
+/**
+ * Exits once the command is done: a probe of a mount that does not answer (a stopped process)
+ * was given up after its deadline, but its readdir still occupies a libuv thread and would keep
+ * the process alive. stdout/stderr are synchronous on Linux (files, pipes, terminals).
+ */
+function exitWhenDone(): void {
+  setImmediate(() => process.exit(process.exitCode ?? 0));
+}
+
 type Cmd<A> = CommandModule<GlobalArgs, GlobalArgs & A>;
 
 export const mountCommand: Cmd<{ dir: string; foreground?: boolean; 'cache-size': string; 'log-file'?: string }> = {
@@ -44,14 +53,17 @@ export const mountCommand: Cmd<{ dir: string; foreground?: boolean; 'cache-size'
         // Everything is closed; fuse-native's thread must not keep us alive.
         setImmediate(() => process.exit(process.exitCode ?? 0));
       }
-    }),
+    }).then(exitWhenDone),
 };
 
 export const unmountCommand: Cmd<{ dir: string }> = {
   command: 'unmount <dir>',
   describe: 'Upload what is pending, then unmount (refuses to drop data)',
   builder: (y) => y.positional('dir', { type: 'string', demandOption: true }),
-  handler: (a) => run(a, (s) => unmount(s.config, path.resolve(a.dir), s.out)),
+  handler: async (a) => {
+    await run(a, (s) => unmount(s.config, path.resolve(a.dir), s.out));
+    exitWhenDone();
+  },
 };
 
 export const statusCommand: Cmd<{ json?: boolean }> = {
@@ -64,7 +76,7 @@ export const statusCommand: Cmd<{ json?: boolean }> = {
       if (a.json) return s.out.result(JSON.stringify(mounts, null, 2));
       if (mounts.length === 0) return s.out.result('no sreg mounts');
       for (const m of mounts) s.out.result(formatStatus(m));
-    }),
+    }).then(exitWhenDone),
 };
 
 function formatStatus(m: MountStatus): string {
