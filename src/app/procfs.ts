@@ -55,19 +55,25 @@ export async function sameProcessAlive(pid: number, start: string | null | undef
   return start === null || start === undefined ? true : now === start;
 }
 
-/** Detaches a dead FUSE mount (lazily, as `fusermount -uz`; `umount -l` where fusermount is missing). */
+/**
+ * Detaches a dead sreg mount lazily: `fusermount -uz` (libfuse 2's `fuse` package), else
+ * `fusermount3 -uz`, else `umount -l` (root). Refuses anything that is not sreg's own mount.
+ */
 export async function detachDeadMount(mountpoint: string): Promise<void> {
+  const entry = await mountEntry(mountpoint);
+  if (!entry) return;
+  if (!isSregMount(entry)) throw new Error(`${mountpoint} is not an sreg mount (${entry.type}): not touched`);
   const run = (cmd: string, args: string[]): Promise<void> =>
     new Promise((resolve, reject) => {
       execFile(cmd, args, { timeout: 30_000 }, (err, _out, stderr) => (err ? reject(new Error(`${cmd} ${args.join(' ')}: ${stderr.trim() || err.message}`)) : resolve()));
     });
-  try {
-    await run('fusermount', ['-uz', mountpoint]);
-  } catch (e) {
+  let first: Error | undefined;
+  for (const [cmd, ...args] of [['fusermount', '-uz', mountpoint], ['fusermount3', '-uz', mountpoint], ['umount', '-l', mountpoint]] as const) {
     try {
-      await run('umount', ['-l', mountpoint]);
-    } catch {
-      throw e;
+      return await run(cmd, [...args]);
+    } catch (e) {
+      first ??= e as Error;
     }
   }
+  throw first ?? new Error(`cannot detach ${mountpoint}`);
 }
