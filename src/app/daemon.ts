@@ -6,7 +6,7 @@
  * of the same state exit 6, a read-only cache folder exit 7 — never a dump of the log.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, fstatSync, openSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -49,11 +49,14 @@ export async function mountInBackground(config: Config, o: MountOptions, say: Sa
   }
   const logFile = logFileFor(config, o.mountpoint);
   await mkdir(path.dirname(logFile), { recursive: true, mode: 0o700 });
-  const fd = openSync(logFile, 'a', 0o600);
-  const logStart = fstatSync(fd).size; // this mount's lines come after it
+  const logStart = await stat(logFile).then((s) => s.size, () => 0); // this mount's lines come after it
+  // The child writes its log itself (levels, rotation, SIGHUP). Its stdout/stderr — its one
+  // ERROR line if it fails, a crash's stack trace, libfuse's --debug trace — go to a file of
+  // their own, emptied at each start, so that the log stays within its bound.
+  const errFile = `${logFile}.stderr`;
+  const fd = openSync(errFile, 'w', 0o600);
   const cli = fileURLToPath(new URL('../cli/index.js', import.meta.url));
   const args = [cli, 'mount', o.mountpoint, '--foreground', '--log-file', logFile, '--cache-size', String(o.cacheSizeBytes), ...(o.debug ? ['--debug'] : [])];
-  // stdout/stderr to the log too: a crash's stack trace, libfuse's --debug output.
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: process.env });
   closeSync(fd);
   let exited: number | null | undefined;
@@ -61,9 +64,9 @@ export async function mountInBackground(config: Config, o: MountOptions, say: Sa
   const deadline = Date.now() + START_DEADLINE_MS;
   while (Date.now() < deadline) {
     if (exited !== undefined) {
-      const line = await childError(logFile, logStart);
+      const line = await childError(errFile, 0);
       const code = exited ?? 1;
-      throw new UsageError(line ?? `the mount did not start (exit ${code}); see ${logFile}`, code === 0 ? 1 : code);
+      throw new UsageError(line ?? `the mount did not start (exit ${code}); see ${logFile} and ${errFile}`, code === 0 ? 1 : code);
     }
     if (isSregMount(await mountEntry(o.mountpoint)) && (await stat(o.mountpoint).then(() => true, () => false)) && (await saidReady(logFile, logStart, o.mountpoint))) {
       child.unref();

@@ -33,6 +33,8 @@ export function openMountLog(o: { file?: string; debug: boolean; maxBytes: numbe
     if (level === 'DEBUG' && !o.debug) return;
     const text = `${new Date().toISOString()} ${level} ${line}\n`;
     const bytes = Buffer.byteLength(text);
+    // The file's real size: another writer (a second process on the same log) counts too.
+    if (o.file) size = fstatSync(fd).size;
     if (o.file && size > 0 && size + bytes > o.maxBytes) {
       try {
         renameSync(o.file, `${o.file}.1`);
