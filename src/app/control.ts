@@ -1,22 +1,47 @@
 /**
- * The mount's control socket (a unix socket per mountpoint): `sreg unmount` and `sreg status`
+ * The mount's control socket (a unix socket per mount): `sreg unmount` and `sreg status`
  * talk to the serving process through it. Newline-delimited JSON: one request line, then
  * answer lines; progress lines carry `"progress"`, the last line carries `"done"`.
+ *
+ * Private: the socket's name has 8 random bytes in it (recorded in the mounts registry, never
+ * guessed), it lives in a 0700 folder of the user's — $XDG_RUNTIME_DIR/sreg, else the cache
+ * folder's sreg/run — and is itself 0600, so another user can neither find nor connect to it.
  */
-import { createHash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdtemp, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { unlink } from 'node:fs/promises';
+import { privateDir } from '../catalog/index.js';
+import { localError } from '../dropbox/errors.js';
 
 export type ControlRequest = { cmd: 'status' } | { cmd: 'unmount' };
 export type ControlLine = { progress: unknown } | { done: true; ok: boolean; result?: unknown; error?: string };
 
-/** Short (unix socket paths are limited to 107 bytes) and unique per mountpoint and user. */
-export function controlSocketPath(mountpoint: string): string {
-  const h = createHash('sha256').update(mountpoint).digest('hex').slice(0, 16);
-  return path.join(tmpdir(), `sreg-${process.getuid?.() ?? 0}-${h}.sock`);
+/** Unix socket paths are limited to 107 bytes. */
+const MAX_SOCKET_PATH = 100;
+
+/**
+ * A new, unpredictable socket path in a private (0700) folder: `runtimeDir/sreg` when the user
+ * has $XDG_RUNTIME_DIR, else `stateDir/run`; when that path is too long for a unix socket, a
+ * fresh 0700 folder from mkdtemp in the temporary folder.
+ */
+export async function newControlSocketPath(o: { runtimeDir: string | undefined; stateDir: string }): Promise<string> {
+  const name = `ctl-${randomBytes(8).toString('hex')}.sock`;
+  const dir = o.runtimeDir ? path.join(o.runtimeDir, 'sreg') : path.join(o.stateDir, 'run');
+  if (path.join(dir, name).length <= MAX_SOCKET_PATH) {
+    try {
+      privateDir(dir);
+    } catch (e) {
+      throw localError('make the control socket folder', dir, e);
+    }
+    return path.join(dir, name);
+  }
+  return path.join(await mkdtemp(path.join(tmpdir(), 'sreg-')), name);
 }
+
+/** A refused or missing socket: nothing serves it (the mount process died). */
+export const isRefused = (e: unknown): boolean => ['ECONNREFUSED', 'ENOENT', 'ENOTSOCK'].includes((e as { code?: string })?.code ?? '');
 
 export type ControlHandler = (req: ControlRequest, progress: (p: unknown) => void) => Promise<unknown>;
 
@@ -58,13 +83,33 @@ export async function serveControl(socketPath: string, handler: ControlHandler):
     server.once('error', reject);
     server.listen(socketPath, () => resolve());
   });
+  try {
+    await chmod(socketPath, 0o600);
+  } catch (e) {
+    server.close();
+    throw e;
+  }
   return server;
 }
 
-/** Sends one request; calls onProgress for progress lines; resolves with the final line. */
-export function askControl(socketPath: string, req: ControlRequest, onProgress?: (p: unknown) => void): Promise<{ ok: boolean; result?: unknown; error?: string }> {
+/**
+ * Sends one request; calls onProgress for progress lines; resolves with the final line. With
+ * `timeoutMs`, gives up (ETIMEDOUT) when no line arrived for that long.
+ */
+export function askControl(
+  socketPath: string,
+  req: ControlRequest,
+  onProgress?: (p: unknown) => void,
+  o: { timeoutMs?: number } = {},
+): Promise<{ ok: boolean; result?: unknown; error?: string }> {
   return new Promise((resolve, reject) => {
     const sock = createConnection(socketPath);
+    const timeoutMs = o.timeoutMs;
+    if (timeoutMs) {
+      sock.setTimeout(timeoutMs, () => {
+        sock.destroy(Object.assign(new Error(`the mount did not answer on its control socket within ${timeoutMs / 1000} s`), { code: 'ETIMEDOUT' }));
+      });
+    }
     let buf = '';
     let finished = false;
     sock.setEncoding('utf8');

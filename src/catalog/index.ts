@@ -1,5 +1,7 @@
 /**
- * The local catalog: `sregistry.db`, shared with the Python `sregistry` client.
+ * The local catalog: `sregistry.db`, shared with the Python `sregistry` client, and the mount's
+ * own state database (`mount-state.ts`: mirror, block index, upload journal, mounts registry;
+ * private, on the cache folder's local disk).
  *
  * Purpose: the `collection` and `container` tables exactly as sregistry's SQLAlchemy models make
  * them (either tool can create the file, both keep working on it), `sreg`'s own `sreg_*` tables
@@ -31,3 +33,5 @@ export { MIGRATIONS, PY_COLLECTION_DDL, PY_CONTAINER_DDL, type Migration } from 
 export type { CollectionRecord, ContainerRecord, ImageRef, UpsertContainer } from './types.js';
 export { RemoteMirror, parentOf, toEntry } from './mirror.js';
 export { CatalogSync, type CatalogSyncOptions, type SyncClient } from './sync.js';
+export { MountStateDb, STATE_FILE_NAME, STATE_MIGRATIONS, privateDir, privateFile } from './mount-state.js';
+export { MountRegistry, type MountRecord } from './mounts.js';

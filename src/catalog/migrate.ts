@@ -18,12 +18,16 @@ export function schemaVersion(db: Database): number {
   return row?.v ?? 0;
 }
 
-/** Brings `db` to the last of `migrations`; returns the versions it applied. */
-export function migrate(db: Database, migrations: readonly Migration[] = MIGRATIONS): number[] {
+/**
+ * Brings `db` to the last of `migrations`; returns the versions it applied. `python: false`
+ * for a database without the Python client's tables (the mount's state database).
+ */
+export function migrate(db: Database, migrations: readonly Migration[] = MIGRATIONS, o: { python?: boolean } = {}): number[] {
+  const python = o.python ?? true;
   migrations.forEach((m, i) => {
     if (m.version !== i + 1) throw new Error(`migration ${m.name} is numbered ${m.version}, expected ${i + 1}`);
   });
-  checkPythonTables(db, false);
+  if (python) checkPythonTables(db, false);
   db.exec(SCHEMA_TABLE_DDL);
   const latest = migrations.length;
   const found = schemaVersion(db);
@@ -44,7 +48,7 @@ export function migrate(db: Database, migrations: readonly Migration[] = MIGRATI
     });
     if (step.immediate()) applied.push(m.version);
   }
-  checkPythonTables(db, true);
+  if (python) checkPythonTables(db, true);
   return applied;
 }
 

@@ -4,7 +4,7 @@
  */
 import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { CatalogError } from './errors.js';
 import { migrate } from './migrate.js';
@@ -124,6 +124,9 @@ export class RegistryDb {
     let sqlite: Database.Database;
     try {
       mkdirSync(path.dirname(file), { recursive: true });
+      // A file sreg creates is the user's alone (its -wal and -shm take its mode); one the
+      // Python client made keeps the mode it has.
+      if (!existsSync(file)) closeSync(openSync(file, 'a', 0o600));
       sqlite = new Database(file, { timeout: BUSY_TIMEOUT_MS });
     } catch (err) {
       throw new CatalogError('db_failed', `cannot open the database ${file}: ${(err as Error).message}`, { cause: err });

@@ -56,6 +56,11 @@ export interface Migration {
   up(db: Database): void;
 }
 
+/** The mount's tables migration 2 put in sregistry.db; migration 3 moves them out. */
+export const MOVED_TABLES = ['sreg_remote_entries', 'sreg_remote_state', 'sreg_cache_blocks', 'sreg_uploads', 'sreg_mounts'] as const;
+/** A moved table with rows waits in sregistry.db under this prefix until the state database adopts it. */
+export const LEGACY_PREFIX = 'legacy_';
+
 const ifNotExists = (ddl: string): string => ddl.replace(/^CREATE TABLE /, 'CREATE TABLE IF NOT EXISTS ');
 
 export const MIGRATIONS: readonly Migration[] = [
@@ -123,6 +128,18 @@ export const MIGRATIONS: readonly Migration[] = [
           control_socket TEXT NOT NULL,
           started_at_ms INTEGER NOT NULL
         );`);
+    },
+  },
+  {
+    version: 3,
+    name: "the mount's own state moved to the cache folder's state database (mount-state.ts)",
+    up(db) {
+      // An empty table (a fresh file, or no mount ever ran) simply goes; one with rows waits,
+      // renamed, until the state database adopts its rows (MountStateDb.open) and drops it.
+      for (const t of MOVED_TABLES) {
+        const rows = (db.prepare(`SELECT count(*) AS n FROM ${t}`).get() as { n: number }).n;
+        db.exec(rows === 0 ? `DROP TABLE ${t}` : `ALTER TABLE ${t} RENAME TO ${LEGACY_PREFIX}${t}`);
+      }
     },
   },
 ];

@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { parseBytes } from '../util/bytes.js';
 
 export class ConfigError extends Error {
   readonly code = 'config';
@@ -25,6 +26,10 @@ export interface Config {
   readonly threads: number;
   readonly cacheDir: string;
   readonly disableCache: boolean;
+  /** A mount's log is rotated (one old copy, `.1`) when it passes this size. */
+  readonly logMaxBytes: number;
+  /** $XDG_RUNTIME_DIR (the user's private runtime folder), where the control socket goes when set. */
+  readonly runtimeDir: string | undefined;
   /** Where each credential came from, for `backend status` and errors (never the value). */
   readonly sources: Readonly<Record<string, 'env' | 'secrets' | 'default'>>;
 }
@@ -57,6 +62,17 @@ function endpointUrl(t: string, name: string): string {
   return u.origin;
 }
 
+function byteSize(t: string, name: string): number {
+  let n: number;
+  try {
+    n = parseBytes(t);
+  } catch (e) {
+    throw new ConfigError(`${name}: ${(e as Error).message}`);
+  }
+  if (n < 4096) throw new ConfigError(`${name} must be at least 4096 bytes, got '${t}'`);
+  return n;
+}
+
 function threads(t: string, name: string): number {
   const n = Number(t);
   if (!Number.isInteger(n) || n < 1 || n > 64) throw new ConfigError(`${name} must be a whole number from 1 to 64, got '${t}'`);
@@ -74,6 +90,8 @@ export const OPTIONS = [
   { key: 'storageDir', env: 'SREGISTRY_STORAGE', default: (e: Env) => path.join(home(e), '.singularity', 'shub'), parse: dir, help: 'where pull stores images' },
   { key: 'threads', env: 'SREGISTRY_PYTHON_THREADS', default: () => 9, parse: threads, help: 'parallel transfer workers' },
   { key: 'cacheDir', env: 'SINGULARITY_CACHEDIR', default: (e: Env) => path.join(home(e), '.singularity'), parse: dir, help: 'root of the block cache and upload spool' },
+  { key: 'logMaxBytes', env: 'SREG_LOG_MAX_BYTES', default: () => 10 * 1024 * 1024, parse: byteSize, help: 'a mount log is rotated past this size (one old copy kept)' },
+  { key: 'runtimeDir', env: 'XDG_RUNTIME_DIR', default: () => undefined, parse: dir, help: "the mount's control socket goes in $XDG_RUNTIME_DIR/sreg (else in the cache folder)" },
   { key: 'disableCache', env: 'SINGULARITY_DISABLE_CACHE', default: () => false, parse: () => true, help: 'cache in a temporary folder removed at exit' },
 ] as const satisfies readonly Option<keyof Config>[];
 

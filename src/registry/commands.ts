@@ -12,6 +12,7 @@ import type { DropboxClient, FileMeta } from '../dropbox/client.js';
 import { localError } from '../dropbox/errors.js';
 import { inspectImage } from '../sif/index.js';
 import { exists, notFound, UsageError } from './errors.js';
+import { removeStalePartials } from './partials.js';
 import { formatUri, parseImageUri, pickImages, remotePath, storageFileName, type ImageName } from './names.js';
 
 export const DOWNLOAD_URL = 'https://content.dropboxapi.com/2/files/download';
@@ -117,9 +118,16 @@ export async function push(ctx: RegistryContext, file: string, name: string, o: 
   return meta;
 }
 
+/** Removes what killed pulls left in `dir` (partials.ts), and says so. */
+async function cleanPartials(ctx: RegistryContext, dir: string): Promise<void> {
+  const gone = await removeStalePartials(dir);
+  if (gone.length > 0) ctx.out.debug(`removed ${gone.length} partial download(s) left by killed runs in ${dir}`);
+}
+
 export async function pull(ctx: RegistryContext, uri: string, o: { force?: boolean; name?: string }): Promise<string> {
   const n = parseImageUri(uri);
   const dest = path.resolve(o.name ?? path.join(ctx.config.storageDir, storageFileName(n)));
+  await cleanPartials(ctx, path.dirname(dest));
   const client = await ctx.client();
   const remote = await mustFindRemote(client, n);
   if (!o.force && (await stat(dest).then(() => true, () => false))) {
@@ -229,6 +237,7 @@ export async function add(ctx: RegistryContext, file: string, uri: string, o: { 
     throw exists('Image exists! Remove first, or use --force to overwrite');
   }
   if (path.resolve(file) !== dest) {
+    await cleanPartials(ctx, ctx.config.storageDir);
     const tmp = path.join(ctx.config.storageDir, `.${storageFileName(n)}.sreg-partial-${randomBytes(4).toString('hex')}`);
     try {
       await mkdir(ctx.config.storageDir, { recursive: true });

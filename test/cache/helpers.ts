@@ -11,6 +11,7 @@ import type { ExecutionContext } from 'ava';
 import Database from 'better-sqlite3';
 import { BlockCache, type BlockCacheOptions } from '../../src/cache/index.js';
 import { migrate } from '../../src/catalog/migrate.js';
+import { STATE_MIGRATIONS } from '../../src/catalog/mount-state.js';
 import { contentHash } from '../../src/dropbox/content-hash.js';
 import type { FileRef } from '../../src/vfs/ports.js';
 
@@ -113,11 +114,11 @@ export async function tempDir(t: ExecutionContext, prefix = 'sreg-cache-test-'):
   return dir;
 }
 
-/** A migrated sregistry.db in `dir`; closed at teardown. */
+/** A migrated mount state database in `dir`; closed at teardown. */
 export function openDb(t: ExecutionContext, dir: string): Database.Database {
-  const db = new Database(path.join(dir, 'sregistry.db'));
+  const db = new Database(path.join(dir, 'state.db'));
   db.pragma('journal_mode = WAL');
-  migrate(db);
+  migrate(db, STATE_MIGRATIONS, { python: false });
   t.teardown(() => db.close());
   return db;
 }

@@ -1,29 +1,29 @@
 /**
- * RemoteMirror on a real sregistry.db (temp file, WAL): the change-application rules of
+ * RemoteMirror on a real mount state database (temp file, WAL): the change-application rules of
  * dropbox-api.md §5.1, children order, the CatalogPort methods, query plans, and 10,000 entries.
  */
 import test, { type ExecutionContext } from 'ava';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { RegistryDb, RemoteMirror, parentOf, toEntry } from '../../src/catalog/index.js';
+import { MountStateDb, RemoteMirror, parentOf, toEntry } from '../../src/catalog/index.js';
 import type { DeletedMeta, FileMeta, FolderMeta, Meta } from '../../src/dropbox/client.js';
 
-async function openDb(t: ExecutionContext, folder?: string): Promise<{ db: RegistryDb; folder: string }> {
+async function openDb(t: ExecutionContext, folder?: string): Promise<{ db: MountStateDb; folder: string }> {
   let dir = folder;
   if (!dir) {
     const tmp = await mkdtemp(path.join(tmpdir(), 'sreg-mirror-'));
     t.teardown(() => rm(tmp, { recursive: true, force: true }));
     dir = tmp;
   }
-  const db = RegistryDb.open(dir);
+  const db = MountStateDb.open(dir);
   t.teardown(() => db.close());
   return { db, folder: dir };
 }
 
 async function mirror(t: ExecutionContext, openedMs = 1_000_000): Promise<RemoteMirror> {
   const { db } = await openDb(t);
-  return new RemoteMirror(db.sqlite, { openedMs });
+  return new RemoteMirror(db.fast, { openedMs });
 }
 
 const base = (p: string): string => p.slice(p.lastIndexOf('/') + 1);
@@ -184,9 +184,9 @@ test('CatalogPort upsert/remove: a local change before the feed echoes it; known
 
 test('the mirror is in the file: a second connection sees it', async (t) => {
   const { db, folder: dir } = await openDb(t);
-  new RemoteMirror(db.sqlite).applyPage([file('/persist/me.sif', 3)]);
+  new RemoteMirror(db.fast).applyPage([file('/persist/me.sif', 3)]);
   const { db: db2 } = await openDb(t, dir);
-  t.like(new RemoteMirror(db2.sqlite).lookup('/persist/me.sif'), { size: 3 });
+  t.like(new RemoteMirror(db2.fast).lookup('/persist/me.sif'), { size: 3 });
 });
 
 test('10,000 entries: applyPage, children of a 10,000-entry folder, lookups, replaceAll (times logged)', async (t) => {

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CatalogSync, RegistryDb, RemoteMirror, type SyncClient } from '../../src/catalog/index.js';
+import { CatalogSync, MountStateDb, RemoteMirror, type SyncClient } from '../../src/catalog/index.js';
 import { DropboxClient, type ClientOptions, type ListPage, type Meta } from '../../src/dropbox/client.js';
 import { RemoteError } from '../../src/dropbox/errors.js';
 import { sdk, startEmulator, type Emulator } from '../helpers/emulator.js';
@@ -34,14 +34,14 @@ async function dbFolder(t: ExecutionContext): Promise<string> {
 }
 
 interface Rig {
-  db: RegistryDb;
+  db: MountStateDb;
   mirror: RemoteMirror;
   sync: CatalogSync;
   logs: string[];
   changes: string[][];
 }
 
-/** A RegistryDb (own connection) + mirror + sync; the sync is stopped and the db closed at teardown. */
+/** A MountStateDb (own connection) + mirror + sync; the sync is stopped and the db closed at teardown. */
 function rig(
   t: ExecutionContext,
   folder: string,
@@ -49,13 +49,13 @@ function rig(
   endpoint: string,
   extra: Partial<ConstructorParameters<typeof CatalogSync>[0]> = {},
 ): Rig {
-  const db = RegistryDb.open(folder);
-  const mirror = new RemoteMirror(db.sqlite);
+  const db = MountStateDb.open(folder);
+  const mirror = new RemoteMirror(db.fast);
   const logs: string[] = [];
   const changes: string[][] = [];
   const sync = new CatalogSync({
     mirror,
-    db: db.sqlite,
+    db: db.fast,
     client: c,
     identity: { endpoint },
     log: (l) => logs.push(l),
@@ -121,7 +121,7 @@ test('start(): a full recursive listing in pages of 5 fills the mirror and saves
   t.true(st.lastSyncMs > 0);
   t.is(st.lastError, undefined);
   const state = Object.fromEntries(
-    r.db.sqlite.prepare<[], { key: string; value: string }>('SELECT key, value FROM sreg_remote_state').all().map((x) => [x.key, x.value]),
+    r.db.fast.prepare<[], { key: string; value: string }>('SELECT key, value FROM sreg_remote_state').all().map((x) => [x.key, x.value]),
   );
   t.is(state.endpoint, emu.url);
   t.is(state.account_id, (await c.currentAccount()).accountId);

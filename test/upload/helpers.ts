@@ -1,5 +1,5 @@
 /**
- * Shared pieces of the upload-queue tests: a temporary sregistry.db and spool folder (always
+ * Shared pieces of the upload-queue tests: a temporary mount state database and spool folder (always
  * removed), spool files, a fake client that records calls and can be delayed, gated or made to
  * fail, and a polling wait (its limit only turns a hang into a failure).
  */
@@ -8,27 +8,27 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import type { Database } from 'better-sqlite3';
-import { RegistryDb } from '../../src/catalog/registry-db.js';
+import { MountStateDb } from '../../src/catalog/mount-state.js';
 import type { CommitInfo, FileMeta, TransferOptions } from '../../src/dropbox/client.js';
 import { readFile } from 'node:fs/promises';
 
 export interface Env {
   dir: string;
-  reg: RegistryDb;
+  reg: MountStateDb;
   db: Database;
   spoolDir: string;
 }
 
 export async function setup(t: ExecutionContext): Promise<Env> {
   const dir = await mkdtemp(path.join(tmpdir(), 'sreg-upload-test-'));
-  const reg = RegistryDb.open(dir);
+  const reg = MountStateDb.open(dir);
   const spoolDir = path.join(dir, 'spool');
   await mkdir(spoolDir);
   t.teardown(async () => {
     reg.close();
     await rm(dir, { recursive: true, force: true });
   });
-  return { dir, reg, db: reg.sqlite, spoolDir };
+  return { dir, reg, db: reg.durable, spoolDir };
 }
 
 /** Writes a spool file and returns its path. */

@@ -4,7 +4,7 @@
  */
 import test from 'ava';
 import { existsSync } from 'node:fs';
-import { RegistryDb } from '../../src/catalog/registry-db.js';
+import { MountStateDb } from '../../src/catalog/mount-state.js';
 import { UploadQueue } from '../../src/upload/index.js';
 import { FakeClient, rows, setup, spool, waitFor } from './helpers.js';
 
@@ -23,17 +23,17 @@ test('after a crash, a new queue resets the row left uploading and uploads every
   await waitFor(() => hung.calls.length === 1, 'the first upload to start');
   t.deepEqual(rows(env.db).map((r) => [r.path, r.state]), [['/a', 'uploading'], ['/b', 'queued'], ['/c', 'queued']]);
   // `first` is dropped without stop(); a new process opens the database again.
-  const reg = RegistryDb.open(env.dir);
+  const reg = MountStateDb.open(env.dir);
   t.teardown(() => reg.close());
   const client = new FakeClient();
-  const second = new UploadQueue({ db: reg.sqlite, spoolDir: env.spoolDir, client, concurrency: 1 });
+  const second = new UploadQueue({ db: reg.durable, spoolDir: env.spoolDir, client, concurrency: 1 });
   t.teardown(() => second.stop());
   t.is(second.pending('/a')?.state, 'uploading', 'before start the journal still says what the crash left');
   second.start();
   t.not(second.pending('/a')?.state, 'uploading', 'start reset it');
   await second.drain();
   t.deepEqual(client.calls.map((x) => [x.path, x.content]), [['/a', 'aaa'], ['/b', 'bb'], ['/c', 'c']]);
-  t.deepEqual(rows(reg.sqlite), []);
+  t.deepEqual(rows(reg.durable), []);
   t.false(existsSync(a) || existsSync(b) || existsSync(c));
 });
 

@@ -1,21 +1,35 @@
 /** `sreg mount DIR`, `sreg unmount DIR`, `sreg status`: the registry as a filesystem. */
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
-import { mountInBackground, mountStatus, serveMount, unmount, type MountStatus } from '../../app/mount.js';
+import { mountInBackground } from '../../app/daemon.js';
+import { mountStatus, unmount, type MountStatus } from '../../app/mount-clients.js';
+import { StartAborted } from '../../app/lifecycle.js';
+import { openMountLog } from '../../app/mount-log.js';
+import { serveMount } from '../../app/serve.js';
 import { UsageError } from '../../registry/errors.js';
 import { parseBytes } from '../../util/bytes.js';
 import { run, type GlobalArgs } from '../run.js';
 
+/**
+ * Exits once the command is done: a probe of a mount that does not answer (a stopped process)
+ * was given up after its deadline, but its readdir still occupies a libuv thread and would keep
+ * the process alive. stdout/stderr are synchronous on Linux (files, pipes, terminals).
+ */
+function exitWhenDone(): void {
+  setImmediate(() => process.exit(process.exitCode ?? 0));
+}
+
 type Cmd<A> = CommandModule<GlobalArgs, GlobalArgs & A>;
 
-export const mountCommand: Cmd<{ dir: string; foreground?: boolean; 'cache-size': string }> = {
+export const mountCommand: Cmd<{ dir: string; foreground?: boolean; 'cache-size': string; 'log-file'?: string }> = {
   command: 'mount <dir>',
   describe: 'Mount the Dropbox registry on an empty folder (returns once it answers)',
   builder: (y) =>
     y
       .positional('dir', { type: 'string', demandOption: true })
       .option('foreground', { type: 'boolean', default: false, describe: 'stay attached (systemd, containers, debugging)' })
-      .option('cache-size', { type: 'string', default: '10Gi', describe: 'block cache budget (e.g. 500M, 10Gi)' }),
+      .option('cache-size', { type: 'string', default: '10Gi', describe: 'block cache budget (e.g. 500M, 10Gi)' })
+      .option('log-file', { type: 'string', hidden: true, describe: 'with --foreground: log to this file (rotated, reopened on SIGHUP)' }),
   handler: (a) =>
     run(a, async (s) => {
       let cacheSizeBytes: number;
@@ -24,22 +38,32 @@ export const mountCommand: Cmd<{ dir: string; foreground?: boolean; 'cache-size'
       } catch (e) {
         throw new UsageError(`--cache-size: ${(e as Error).message}`);
       }
-      const o = { mountpoint: path.resolve(a.dir), cacheSizeBytes, foreground: a.foreground ?? false, debug: a.debug ?? false };
+      const logFile = a['log-file'] ? path.resolve(a['log-file']) : undefined;
+      const o = { mountpoint: path.resolve(a.dir), cacheSizeBytes, foreground: a.foreground ?? false, debug: a.debug ?? false, logFile };
       if (!o.foreground) return mountInBackground(s.config, o, s.out);
-      const stamp = (line: string): void => {
-        process.stdout.write(`${new Date().toISOString()} ${line}\n`);
-      };
-      await serveMount(s.config, o, stamp);
-      // Everything is closed; fuse-native's thread must not keep us alive.
-      setImmediate(() => process.exit(process.exitCode ?? 0));
-    }),
+      const log = openMountLog({ file: logFile, debug: o.debug, maxBytes: s.config.logMaxBytes });
+      try {
+        await serveMount(s.config, o, log);
+      } catch (e) {
+        // Stopped on request before it was ready: nothing was left behind, and that is a clean stop.
+        if (!(e instanceof StartAborted)) throw e;
+        log.info(`${e.message}: nothing left mounted`);
+      } finally {
+        log.close();
+        // Everything is closed; fuse-native's thread must not keep us alive.
+        setImmediate(() => process.exit(process.exitCode ?? 0));
+      }
+    }).then(exitWhenDone),
 };
 
 export const unmountCommand: Cmd<{ dir: string }> = {
   command: 'unmount <dir>',
   describe: 'Upload what is pending, then unmount (refuses to drop data)',
   builder: (y) => y.positional('dir', { type: 'string', demandOption: true }),
-  handler: (a) => run(a, (s) => unmount(s.config, path.resolve(a.dir), s.out)),
+  handler: async (a) => {
+    await run(a, (s) => unmount(s.config, path.resolve(a.dir), s.out));
+    exitWhenDone();
+  },
 };
 
 export const statusCommand: Cmd<{ json?: boolean }> = {
@@ -52,7 +76,7 @@ export const statusCommand: Cmd<{ json?: boolean }> = {
       if (a.json) return s.out.result(JSON.stringify(mounts, null, 2));
       if (mounts.length === 0) return s.out.result('no sreg mounts');
       for (const m of mounts) s.out.result(formatStatus(m));
-    }),
+    }).then(exitWhenDone),
 };
 
 function formatStatus(m: MountStatus): string {

@@ -1,0 +1,86 @@
+/**
+ * `sreg mount DIR` without --foreground: checks first (preflight), then starts
+ * `sreg mount DIR --foreground --log-file LOG` detached and returns once the mount answers
+ * (its `ready: mounted on DIR` line in the log). When the child fails, its own one-line
+ * `ERROR …` and exit code are passed on as they are: a wrong token is exit 4, a second mount
+ * of the same state exit 6, a read-only cache folder exit 7 — never a dump of the log.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import type { Config } from '../config/index.js';
+import { UsageError } from '../registry/errors.js';
+import { logFileFor, openMountState } from './mount-state.js';
+import { preflight } from './preflight.js';
+import { isSregMount, mountEntry } from './procfs.js';
+
+export interface MountOptions {
+  mountpoint: string;
+  cacheSizeBytes: number;
+  foreground: boolean;
+  debug: boolean;
+  /** Log to this file (rotated, reopened on SIGHUP) instead of stdout. */
+  logFile?: string;
+}
+
+export interface Say {
+  info(line: string): void;
+  result(line: string): void;
+}
+
+const START_DEADLINE_MS = 120_000;
+
+/** The child's one `ERROR …` line (what cli/run.ts prints) among its log lines past `from`. */
+async function childError(logFile: string, from: number): Promise<string | undefined> {
+  const text = await readFile(logFile).then((b) => b.subarray(from).toString('utf8'), () => '');
+  const line = text.split('\n').reverse().find((l) => l.startsWith('ERROR '));
+  return line?.slice('ERROR '.length);
+}
+
+export async function mountInBackground(config: Config, o: MountOptions, say: Say): Promise<void> {
+  const state = openMountState(config);
+  try {
+    await preflight(config, o.mountpoint, state, (l) => say.info(l));
+  } finally {
+    state.close();
+  }
+  const logFile = logFileFor(config, o.mountpoint);
+  await mkdir(path.dirname(logFile), { recursive: true, mode: 0o700 });
+  const logStart = await stat(logFile).then((s) => s.size, () => 0); // this mount's lines come after it
+  // The child writes its log itself (levels, rotation, SIGHUP). Its stdout/stderr — its one
+  // ERROR line if it fails, a crash's stack trace, libfuse's --debug trace — go to a file of
+  // their own, emptied at each start, so that the log stays within its bound.
+  const errFile = `${logFile}.stderr`;
+  const fd = openSync(errFile, 'w', 0o600);
+  const cli = fileURLToPath(new URL('../cli/index.js', import.meta.url));
+  const args = [cli, 'mount', o.mountpoint, '--foreground', '--log-file', logFile, '--cache-size', String(o.cacheSizeBytes), ...(o.debug ? ['--debug'] : [])];
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: process.env });
+  closeSync(fd);
+  let exited: number | null | undefined;
+  child.on('exit', (code) => (exited = code));
+  const deadline = Date.now() + START_DEADLINE_MS;
+  while (Date.now() < deadline) {
+    if (exited !== undefined) {
+      const line = await childError(errFile, 0);
+      const code = exited ?? 1;
+      throw new UsageError(line ?? `the mount did not start (exit ${code}); see ${logFile} and ${errFile}`, code === 0 ? 1 : code);
+    }
+    if (isSregMount(await mountEntry(o.mountpoint)) && (await stat(o.mountpoint).then(() => true, () => false)) && (await saidReady(logFile, logStart, o.mountpoint))) {
+      child.unref();
+      say.result(`mounted Dropbox on ${o.mountpoint} (pid ${child.pid}, log ${logFile}); stop it with: sreg unmount ${o.mountpoint}`);
+      return;
+    }
+    await sleep(100);
+  }
+  child.kill('SIGTERM');
+  throw new UsageError(`the mount did not answer within ${START_DEADLINE_MS / 1000} s; see ${logFile}`, 1);
+}
+
+/** Has the log, past `from`, the mount's `ready: mounted on DIR` line? */
+async function saidReady(logFile: string, from: number, mountpoint: string): Promise<boolean> {
+  const text = await readFile(logFile).then((b) => b.subarray(from).toString('utf8'), () => '');
+  return text.includes(` ready: mounted on ${mountpoint}\n`);
+}
