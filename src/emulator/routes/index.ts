@@ -7,8 +7,10 @@
  */
 import { specRoute } from '../spec.js';
 import { accountRoutes } from './account.js';
+import { batchRoutes } from './batch.js';
 import { fileRoutes } from './files.js';
 import { legacyRoutes } from './legacy.js';
+import { searchRoutes } from './search.js';
 import { sharingRoutes } from './sharing.js';
 import { transferRoutes } from './transfer.js';
 import type { Route, RouteTable } from './types.js';
@@ -40,4 +42,6 @@ export const ROUTES: Readonly<Record<string, Route>> = join({
   ...sharingRoutes,
   ...accountRoutes,
   ...legacyRoutes,
+  ...batchRoutes,
+  ...searchRoutes,
 });

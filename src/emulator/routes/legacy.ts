@@ -6,11 +6,11 @@
  * there is one, which is why sregistry 0.2.39 falls back to it) and sharing/get_shared_links.
  * Each reuses the current route's code, so both versions behave alike.
  */
-import { randomBytes } from 'node:crypto';
 import { apiError, badRequest, type Json } from '../errors.js';
 import type { EntryRow } from '../namespace.js';
 import { ROOT_AS_SLASH } from '../paths.js';
 import type { RequestContext } from '../context.js';
+import { checkJob, launchJob } from './batch.js';
 import { fileRoutes, wrapNs } from './files.js';
 import { createLink, entryById, linksOf, type LinkRow } from './sharing.js';
 import { transferRoutes } from './transfer.js';
@@ -29,15 +29,20 @@ const unwrapMetadata = (v2: string): RouteImpl => ({
   },
 });
 
-/** Finished batches of finish_batch (v1), by job id; kept for the emulator's lifetime. */
-const batchJobs = new Map<string, Json>();
-
 /** PathLinkMetadata, the v1 shape of a link. */
 function pathLink(link: LinkRow, row: EntryRow, withTag: boolean): Json {
   return { ...(withTag ? { '.tag': 'path' } : {}), url: link.url, visibility: { '.tag': 'public' }, path: row.path_display };
 }
 
 export const legacyRoutes: RouteTable = {
+  // The alpha routes (preview, deprecated) are get_metadata and upload with property templates.
+  'files/alpha/get_metadata': {
+    handle: (state, ctx, arg) => call(fileRoutes['files/get_metadata'], state, ctx, arg),
+    precheck: (route, raw) => fileRoutes['files/get_metadata']!.precheck?.(route, raw),
+  },
+  'files/alpha/upload': {
+    handle: (state, ctx, arg) => call(transferRoutes['files/upload'], state, ctx, arg),
+  },
   'files/copy': unwrapMetadata('files/copy_v2'),
   'files/move': unwrapMetadata('files/move_v2'),
   'files/delete': unwrapMetadata('files/delete_v2'),
@@ -54,23 +59,16 @@ export const legacyRoutes: RouteTable = {
   },
   'files/upload_session/finish_batch': {
     async handle(state, ctx, arg) {
-      const result = (await call(transferRoutes['files/upload_session/finish_batch_v2'], state, ctx, arg)) as Json;
-      const id = `dbjid:${randomBytes(24).toString('base64url')}`;
-      batchJobs.set(id, result);
-      return { '.tag': 'async_job_id', async_job_id: id };
+      return launchJob('finish_batch', (await call(transferRoutes['files/upload_session/finish_batch_v2'], state, ctx, arg)) as Json);
     },
   },
   'files/upload_session/finish_batch/check': {
-    handle(_state, _ctx, arg: { async_job_id: string }) {
-      const result = batchJobs.get(arg.async_job_id);
-      if (!result) throw apiError({ '.tag': 'invalid_async_job_id' });
-      return { '.tag': 'complete', ...(result as object) };
-    },
+    handle: (_state, _ctx, arg: { async_job_id: string }) => checkJob('finish_batch', arg.async_job_id),
   },
   'sharing/create_shared_link': {
     handle(state, _ctx, arg: { path: string }) {
       const route = 'sharing/create_shared_link';
-      if (arg.path === '/' ) throw badRequest(route, ROOT_AS_SLASH);
+      if (arg.path === '/') throw badRequest(route, ROOT_AS_SLASH);
       let row: EntryRow;
       try {
         row = state.ns.resolve(arg.path);

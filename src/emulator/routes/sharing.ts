@@ -140,4 +140,19 @@ export const sharingRoutes: RouteTable = {
       return null;
     },
   },
+  'sharing/get_shared_link_metadata': {
+    handle(state, _ctx, arg: { url: string; path?: string | null }) {
+      const link = state.db.prepare('SELECT url, file_id, link_id FROM shared_links WHERE url = ?').get(arg.url) as LinkRow | undefined;
+      const row = link && entryById(state, link.file_id);
+      if (!link || !row) throw apiError({ '.tag': 'shared_link_not_found' });
+      // A path inside a folder link names an item below the linked folder.
+      if (arg.path) {
+        if (!row.is_folder) throw apiError({ '.tag': 'shared_link_not_found' });
+        const inner = state.ns.get(`${row.path_lower}${arg.path.toLowerCase()}`);
+        if (!inner) throw apiError({ '.tag': 'shared_link_not_found' });
+        return linkMetadata(link, inner);
+      }
+      return linkMetadata(link, row);
+    },
+  },
 };
