@@ -99,7 +99,7 @@ test('batches: delete_batch, copy_batch_v2, move_batch_v2, copy_batch (v1), crea
   t.deepEqual(unknown.body.error, { '.tag': 'invalid_async_job_id' }, 'a job id of another kind is not this route\'s');
 });
 
-test('search (v1) and search_v2 + continue_v2 find names containing every word; list_revisions lists current then older', async (t) => {
+test('search (v1) and search_v2 + continue_v2 find names containing every word; list_revisions lists current then older; restore brings one back', async (t) => {
   const emu = await startEmulator(t);
   await put(emu, '/s/Red Image.sif', '1');
   await put(emu, '/s/red.txt', '2');
@@ -127,9 +127,16 @@ test('search (v1) and search_v2 + continue_v2 find names containing every word; 
   t.deepEqual(revs.entries.map((e: { rev: string }) => e.rev), [second.rev, first.rev]);
   t.false(revs.is_deleted);
   t.deepEqual((await ok(emu, 'files/list_revisions', { path: '/r.txt', limit: 1 })).has_more, true);
+
+  const restored = await ok(emu, 'files/restore', { path: '/r.txt', rev: first.rev });
+  t.is(restored.content_hash, first.content_hash);
+  t.not(restored.rev, second.rev);
+  const bytes = await fetch(`${emu.url}/2/files/download`, { method: 'POST', headers: { authorization: `Bearer ${emu.token}`, 'dropbox-api-arg': JSON.stringify({ path: '/r.txt' }) } });
+  t.is(await bytes.text(), 'one');
+  t.deepEqual((await rpc(emu, 'files/restore', { path: '/r.txt', rev: 'abcdef0123456' })).body.error, { '.tag': 'invalid_revision' });
 });
 
-test('users/get_account(_batch), features/get_values, check/user, alpha/get_metadata, get_shared_link_metadata', async (t) => {
+test('users/get_account(_batch), features/get_values, check/user, alpha/get_metadata, get_shared_link_metadata, modify_shared_link_settings', async (t) => {
   const emu = await startEmulator(t);
   const me = await ok(emu, 'users/get_current_account', null);
   t.is((await ok(emu, 'users/get_account', { account_id: me.account_id })).email, me.email);
@@ -144,4 +151,7 @@ test('users/get_account(_batch), features/get_values, check/user, alpha/get_meta
   const link = await ok(emu, 'sharing/create_shared_link_with_settings', { path: '/x.txt' });
   t.is((await ok(emu, 'sharing/get_shared_link_metadata', { url: link.url })).name, 'x.txt');
   t.deepEqual((await rpc(emu, 'sharing/get_shared_link_metadata', { url: `${link.url}x` })).body.error, { '.tag': 'shared_link_not_found' });
+  t.is((await ok(emu, 'sharing/modify_shared_link_settings', { url: link.url, settings: { audience: 'public' } })).url, link.url);
+  const expiry = await rpc(emu, 'sharing/modify_shared_link_settings', { url: link.url, settings: { expires: '2030-01-01T00:00:00Z' } });
+  t.deepEqual(expiry.body.error, { '.tag': 'settings_error', settings_error: { '.tag': 'not_authorized' } }, 'a basic account sets no expiry');
 });

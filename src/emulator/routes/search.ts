@@ -1,13 +1,15 @@
 /**
  * Finding files: files/search (v1, deprecated), files/search_v2 and search/continue_v2 (file
  * and folder names only: the emulator indexes no content), and files/list_revisions (the
- * current revision and the kept older ones, newest first).
+ * current revision and the kept older ones, newest first) and files/restore (an older
+ * revision's bytes written again as the newest, at the path given).
  * A name matches when it contains every word of the query, ignoring case.
  */
-import { apiError, badRequest, type Json } from '../errors.js';
+import { link } from 'node:fs/promises';
+import { apiError, badRequest, NamespaceError, type Json } from '../errors.js';
 import { toMetadata, type EntryRow } from '../namespace.js';
 import { ROOT_AS_SLASH } from '../paths.js';
-import { wrapNs } from './files.js';
+import { releaseBlobs, wrapNs } from './files.js';
 import type { RouteTable, State } from './types.js';
 
 const SCAN_PAGE = 1000;
@@ -105,6 +107,30 @@ export const searchRoutes: RouteTable = {
         all = all.slice(i + 1);
       }
       return { is_deleted: false, entries: all.slice(0, arg.limit).map((r) => toMetadata(r, false)), has_more: all.length > arg.limit };
+    },
+  },
+  'files/restore': {
+    async handle(state, _ctx, arg: { path: string; rev: string }) {
+      if (arg.path === '/') throw badRequest('files/restore', ROOT_AS_SLASH);
+      let old: EntryRow;
+      try {
+        old = state.ns.resolve(`rev:${arg.rev}`);
+      } catch {
+        throw apiError({ '.tag': 'invalid_revision' });
+      }
+      if (!old.blob || old.size === null || old.content_hash === null) throw apiError({ '.tag': 'invalid_revision' });
+      // Blobs are immutable and shared by hard links (as copies are).
+      const blob = state.ns.newBlobName();
+      await link(state.ns.blobPath(old.blob), state.ns.blobPath(blob));
+      try {
+        const r = state.ns.commitFile({ path: arg.path, mode: { '.tag': 'overwrite' }, autorename: false, strictConflict: false, blob, size: old.size, contentHash: old.content_hash });
+        releaseBlobs(state.ns, r.wrote ? r.released : [blob]);
+        return toMetadata(r.entry, false);
+      } catch (e) {
+        releaseBlobs(state.ns, [blob]);
+        if (e instanceof NamespaceError) throw apiError(e.kind === 'lookup' ? { '.tag': 'path_lookup', path_lookup: e.error } : { '.tag': 'path_write', path_write: e.error });
+        throw e;
+      }
     },
   },
 };

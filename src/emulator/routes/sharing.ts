@@ -155,4 +155,17 @@ export const sharingRoutes: RouteTable = {
       return linkMetadata(link, row);
     },
   },
+  'sharing/modify_shared_link_settings': {
+    handle(state, _ctx, arg: { url: string; settings: Record<string, unknown> }) {
+      const link = state.db.prepare('SELECT url, file_id, link_id FROM shared_links WHERE url = ?').get(arg.url) as LinkRow | undefined;
+      const row = link && entryById(state, link.file_id);
+      if (!link || !row) throw apiError({ '.tag': 'shared_link_not_found' });
+      // A basic account cannot set passwords or expiry; other settings are what links have already.
+      const s = arg.settings;
+      if (s.require_password || s.link_password !== undefined || s.expires !== undefined) {
+        throw apiError({ '.tag': 'settings_error', settings_error: { '.tag': 'not_authorized' } });
+      }
+      return linkMetadata(link, row);
+    },
+  },
 };
