@@ -7,6 +7,8 @@
  * (tokens) are stored hashed and never logged. Concurrency: one Node thread; SQLite calls are
  * synchronous and indexed; bytes stream through files, never whole in memory.
  * It shares nothing with the client but the content_hash function and the host header name.
+ * Every route's argument, result and error types come from Dropbox's own specification
+ * (spec/dropbox-api/, spec.ts), so what it accepts is exactly what Dropbox accepts.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer as createTlsServer } from 'node:https';
