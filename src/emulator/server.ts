@@ -76,10 +76,10 @@ function validateArg(route: string, value: unknown, def: Route, where: string): 
 /**
  * Dropbox reads `//dir` as `/dir` (rclone sends it for a remote rooted at the app folder, and
  * it works against the real service; docs/emulator.md). Any string under a key ending in
- * `path` that starts with two or more slashes gets one.
+ * `path` (or in a `paths` list) that starts with two or more slashes gets one.
  */
 function collapseLeadingSlashes(v: unknown, key = ''): unknown {
-  if (typeof v === 'string') return key.endsWith('path') && v.startsWith('//') ? v.replace(/^\/+/, '/') : v;
+  if (typeof v === 'string') return (key.endsWith('path') || key === 'paths') && v.startsWith('//') ? v.replace(/^\/+/, '/') : v;
   if (Array.isArray(v)) return v.map((x) => collapseLeadingSlashes(x, key));
   if (v && typeof v === 'object') {
     return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, collapseLeadingSlashes(x, k)]));

@@ -90,8 +90,8 @@ test('batches: delete_batch, copy_batch_v2, move_batch_v2, copy_batch (v1), crea
   t.is(deleted.entries[0]['.tag'], 'success');
   t.is(deleted.entries[0].metadata.name, 'one.txt');
   t.deepEqual(deleted.entries[1].failure, { '.tag': 'path_lookup', path_lookup: { '.tag': 'not_found' } });
-  const folders = await ok(emu, 'files/create_folder_batch', { paths: ['/f1', '/f2'] });
-  t.deepEqual(folders.entries.map((e: { metadata: { path_display: string } }) => e.metadata.path_display), ['/f1', '/f2']);
+  const folders = await ok(emu, 'files/create_folder_batch', { paths: ['/f1', '//f2'] });
+  t.deepEqual(folders.entries.map((e: { metadata: { path_display: string } }) => e.metadata.path_display), ['/f1', '/f2'], 'a leading // is one / in a paths list too');
   const asyncFolders = await ok(emu, 'files/create_folder_batch', { paths: ['/f1'], force_async: true });
   const checked = await ok(emu, 'files/create_folder_batch/check', { async_job_id: asyncFolders.async_job_id });
   t.deepEqual(checked.entries[0].failure, { '.tag': 'path', path: { '.tag': 'conflict', conflict: { '.tag': 'folder' } } });
