@@ -3,13 +3,15 @@
 # Idempotent: each step is skipped when what it provides is already there.
 #   Debian: libfuse2 fuse attr squashfs-tools siftool busybox-static rsync fio curl strace
 #           python3-sqlalchemy (a test checks the Python client reads the sregistry.db we write)
+#           python3-dropbox, openssl (the official Python SDK drives the emulator over TLS, with
+#           a throwaway certificate the test makes with openssl)
 #   npm:    `npm ci` (better-sqlite3 and fuse-native are compiled against Node's headers;
 #           package.json's allowScripts lets npm 11 run their install scripts)
 #   build:  `npm run build` (tsc → dist/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEB_PACKAGES=(libfuse2 fuse attr squashfs-tools siftool busybox-static rsync fio curl strace python3-sqlalchemy)
+DEB_PACKAGES=(libfuse2 fuse attr squashfs-tools siftool busybox-static rsync fio curl strace python3-sqlalchemy python3-dropbox openssl)
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 

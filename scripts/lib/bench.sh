@@ -133,6 +133,8 @@ bench_private_sreg() {
     [ -f "$repo/dist/src/cli/index.js" ] || die "dist/src/cli/index.js is missing; run npm run build (or BENCH_SREG=HEAD)"
     cp "$repo/package.json" "$app/"
     cp -r "$repo/dist/src" "$app/dist/src"
+    # The emulator reads Dropbox's API specification from spec/ at start.
+    cp -r "$repo/spec" "$app/spec"
     sreg_desc="./dist as built from the working tree, copied at $(date -u '+%H:%M:%S UTC')"
     commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
     if ! git diff --quiet HEAD -- src 2>/dev/null || [ -n "$(git ls-files --others --exclude-standard src 2>/dev/null)" ]; then
@@ -141,7 +143,9 @@ bench_private_sreg() {
   else
     rev="$(git rev-parse --verify --quiet "$sreg_from^{commit}")" || die "BENCH_SREG: no such revision: $sreg_from"
     say "compiling src/ of $sreg_from (${rev:0:7}) in $app"
-    git archive "$rev" src package.json tsconfig.json | tar -x -C "$app"
+    local parts=(src package.json tsconfig.json)
+    git cat-file -e "$rev:spec" 2>/dev/null && parts+=(spec)
+    git archive "$rev" "${parts[@]}" | tar -x -C "$app"
     cat >"$app/tsconfig.bench.json" <<'JSON'
 { "extends": "./tsconfig.json", "compilerOptions": { "sourceMap": false }, "include": ["src/**/*.ts"] }
 JSON

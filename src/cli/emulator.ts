@@ -15,6 +15,10 @@ interface Args {
   'refresh-token'?: string;
   'display-name': string;
   quota: string;
+  'check-results': boolean;
+  'tls-cert'?: string;
+  'tls-key'?: string;
+  'tls-port': number;
 }
 
 export const emulatorCommand: CommandModule<object, Args> = {
@@ -34,10 +38,15 @@ export const emulatorCommand: CommandModule<object, Args> = {
       .option('refresh-token', { type: 'string', describe: 'A refresh token to accept (prefer SREG_EMULATOR_REFRESH_TOKEN)' })
       .option('display-name', { type: 'string', default: 'Sreg Emulator', describe: "The account's display name" })
       .option('quota', { type: 'string', default: '2T', describe: "The account's space allocation" })
+      .option('check-results', { type: 'boolean', default: false, describe: 'Check every result against the API specification before sending it (also SREG_EMULATOR_CHECK_RESULTS=1)' })
+      .option('tls-cert', { type: 'string', describe: 'PEM certificate: also serve HTTPS (for clients that speak only HTTPS)' })
+      .option('tls-key', { type: 'string', describe: 'PEM private key of --tls-cert' })
+      .option('tls-port', { type: 'number', default: 0, describe: 'HTTPS port (0 picks a free one)' })
       .check((a) => {
         if (!Number.isInteger(a.port) || a.port < 0 || a.port > 65535) throw new Error(`--port must be 0–65535, got ${a.port}`);
         if (a['latency-ms'] < 0) throw new Error('--latency-ms must be ≥ 0');
         if (a['token-ttl'] !== undefined && !(a['token-ttl'] > 0)) throw new Error('--token-ttl must be > 0 seconds');
+        if ((a['tls-cert'] === undefined) !== (a['tls-key'] === undefined)) throw new Error('--tls-cert and --tls-key go together');
         return true;
       }),
   handler: async (a) => {
@@ -54,8 +63,11 @@ export const emulatorCommand: CommandModule<object, Args> = {
       refreshToken: a['refresh-token'] ?? process.env.SREG_EMULATOR_REFRESH_TOKEN,
       displayName: a['display-name'],
       quotaBytes: parseBytes(a.quota),
+      checkResults: a['check-results'] || process.env.SREG_EMULATOR_CHECK_RESULTS === '1',
+      tls: a['tls-cert'] && a['tls-key'] ? { certFile: a['tls-cert'], keyFile: a['tls-key'], port: a['tls-port'] } : undefined,
     });
     if (emu.tokenGenerated) console.error(`token: written to ${a.root}/token (mode 0600)`);
+    if (emu.tlsUrl) console.log(`listening on ${emu.tlsUrl} (TLS)`);
     console.log(`listening on ${emu.url}`);
     const stop = (signal: string): void => {
       console.error(`[emulator] ${signal}: stopping`);

@@ -30,6 +30,8 @@ export interface Config {
   readonly logMaxBytes: number;
   /** $XDG_RUNTIME_DIR (the user's private runtime folder), where the control socket goes when set. */
   readonly runtimeDir: string | undefined;
+  /** The extension of a new image in Dropbox: `.simg` (the seed's) or `.sif` (sregistry 0.2.39's). */
+  readonly imageExtension: '.simg' | '.sif';
   /** Where each credential came from, for `backend status` and errors (never the value). */
   readonly sources: Readonly<Record<string, 'env' | 'secrets' | 'default'>>;
 }
@@ -79,6 +81,12 @@ function threads(t: string, name: string): number {
   return n;
 }
 
+function imageExtension(t: string, name: string): '.simg' | '.sif' {
+  const e = t.trim().toLowerCase().replace(/^\./, '');
+  if (e !== 'simg' && e !== 'sif') throw new ConfigError(`${name} must be simg or sif, got '${t}'`);
+  return `.${e}`;
+}
+
 /** The table. Order is the order `sreg backend status` shows. */
 export const OPTIONS = [
   { key: 'accessToken', env: 'SREGISTRY_DROPBOX_TOKEN', secret: 'SREGISTRY_DROPBOX_TOKEN', default: () => undefined, parse: text, help: 'Dropbox access token' },
@@ -88,6 +96,7 @@ export const OPTIONS = [
   { key: 'endpoint', env: 'SREGISTRY_DROPBOX_ENDPOINT', default: () => undefined, parse: endpointUrl, help: 'send Dropbox requests here instead (the emulator)' },
   { key: 'databaseDir', env: 'SREGISTRY_DATABASE', default: (e: Env) => path.join(home(e), '.singularity'), parse: dir, help: 'folder of sregistry.db' },
   { key: 'storageDir', env: 'SREGISTRY_STORAGE', default: (e: Env) => path.join(home(e), '.singularity', 'shub'), parse: dir, help: 'where pull stores images' },
+  { key: 'imageExtension', env: 'SREGISTRY_DROPBOX_EXTENSION', secret: 'SREGISTRY_DROPBOX_EXTENSION', default: () => '.simg' as const, parse: imageExtension, help: 'extension of a new image in Dropbox: simg (default) or sif (what sregistry 0.2.39 finds)' },
   { key: 'threads', env: 'SREGISTRY_PYTHON_THREADS', default: () => 9, parse: threads, help: 'parallel transfer workers' },
   { key: 'cacheDir', env: 'SINGULARITY_CACHEDIR', default: (e: Env) => path.join(home(e), '.singularity'), parse: dir, help: 'root of the block cache and upload spool' },
   { key: 'logMaxBytes', env: 'SREG_LOG_MAX_BYTES', default: () => 10 * 1024 * 1024, parse: byteSize, help: 'a mount log is rotated past this size (one old copy kept)' },

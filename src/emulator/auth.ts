@@ -80,6 +80,25 @@ export class Auth {
     return row.token_sha256;
   }
 
+  /**
+   * Checks HTTP Basic app authentication (`check/app`): the app key and secret. Missing or not
+   * Basic → 400 plain text; a wrong key or secret, or a PKCE app (no secret) → 401.
+   */
+  checkApp(route: string, authorization: string | undefined): void {
+    const where = `Error in call to API function "${route}": `;
+    if (authorization === undefined || authorization === '') {
+      throw new HttpError(400, `${where}Must provide HTTP header "Authorization" or URL parameter "authorization".`);
+    }
+    const m = /^Basic ([A-Za-z0-9+/=]+)$/.exec(authorization);
+    if (!m?.[1]) {
+      throw new HttpError(400, `${where}Invalid authorization value in HTTP header "Authorization". Expecting "Basic <app key and secret>".`);
+    }
+    const [key, ...secret] = Buffer.from(m[1], 'base64').toString().split(':');
+    if (this.opts.appSecret === undefined || key !== this.opts.appKey || secret.join(':') !== this.opts.appSecret) {
+      throw authError('invalid_access_token');
+    }
+  }
+
   revoke(tokenSha: string): void {
     const row = this.st.get.get(tokenSha) as TokenRow | undefined;
     this.st.revoke.run(tokenSha, tokenSha);

@@ -28,6 +28,8 @@ export class RequestContext {
   /** Set by a `cut` fault: drop the connection after this many response-body bytes (-1 = half). */
   cutAfterBytes: number | undefined;
   tokenSha = '';
+  /** Checks a download's `Dropbox-API-Result` against the specification (server.ts). */
+  onResult: (value: unknown) => void = () => undefined;
 
   constructor(
     readonly route: string,

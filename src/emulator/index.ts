@@ -7,8 +7,11 @@
  * (tokens) are stored hashed and never logged. Concurrency: one Node thread; SQLite calls are
  * synchronous and indexed; bytes stream through files, never whole in memory.
  * It shares nothing with the client but the content_hash function and the host header name.
+ * Every route's argument, result and error types come from Dropbox's own specification
+ * (spec/dropbox-api/, spec.ts), so what it accepts is exactly what Dropbox accepts.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer as createTlsServer } from 'node:https';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -39,10 +42,16 @@ export interface EmulatorOptions {
   refreshToken?: string;
   displayName: string;
   quotaBytes: number;
+  /** Check every result against the specification before sending it (server.ts checkAgainstSpec). */
+  checkResults?: boolean;
+  /** Also serve HTTPS with this certificate (clients that speak only HTTPS: the Python SDK). */
+  tls?: { certFile: string; keyFile: string; port: number };
 }
 
 export interface RunningEmulator {
   url: string;
+  /** `https://HOST:PORT` when `tls` was given. */
+  tlsUrl?: string;
   token: string;
   tokenGenerated: boolean;
   close(): Promise<void>;
@@ -87,6 +96,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<RunningEmula
     control,
     account: { accountId, displayName: opts.displayName, email: 'sreg-emulator@example.com' },
     quotaBytes: opts.quotaBytes,
+    checkResults: opts.checkResults ?? false,
     epoch: () => epoch,
     resetCursors() {
       epoch = randomBytes(6).toString('hex');
@@ -104,15 +114,34 @@ export async function startEmulator(opts: EmulatorOptions): Promise<RunningEmula
   });
   const { port } = server.address() as AddressInfo;
   const hostForUrl = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+  let tlsServer: Server | import('node:https').Server | undefined;
+  let tlsUrl: string | undefined;
+  if (opts.tls) {
+    const [cert, key] = await Promise.all([readFile(opts.tls.certFile), readFile(opts.tls.keyFile)]);
+    const tls = createTlsServer({ cert, key, keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 }, requestHandler(state));
+    tlsServer = tls;
+    await new Promise<void>((resolve, reject) => {
+      tls.once('error', reject);
+      tls.listen(opts.tls!.port, opts.host, () => resolve());
+    });
+    tlsUrl = `https://${hostForUrl}:${(tls.address() as AddressInfo).port}`;
+  }
   return {
     url: `http://${hostForUrl}:${port}`,
+    tlsUrl,
     token,
     tokenGenerated: !opts.token,
     async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      const servers = tlsServer ? [server, tlsServer] : [server];
+      await Promise.all(
+        servers.map(
+          (s) =>
+            new Promise<void>((resolve) => {
+              s.close(() => resolve());
+              s.closeAllConnections();
+            }),
+        ),
+      );
       db.close();
     },
   };

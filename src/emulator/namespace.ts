@@ -98,6 +98,7 @@ export class Namespace extends EventEmitter {
       changesChildren: db.prepare('SELECT seq, entry FROM journal WHERE seq > ? AND parent_lower = ? ORDER BY seq LIMIT ?'),
       used: db.prepare('SELECT COALESCE(SUM(size), 0) AS used FROM entries WHERE is_folder = 0'),
       oldRev: db.prepare('SELECT entry FROM revisions WHERE rev = ?'),
+      oldRevs: db.prepare('SELECT entry FROM revisions WHERE file_id = ? ORDER BY retired_at DESC, rowid DESC'),
       retire: db.prepare('INSERT OR REPLACE INTO revisions (rev, file_id, blob, entry, retired_at) VALUES (?, ?, ?, ?, ?)'),
       surplus: db.prepare('SELECT rev, blob FROM revisions WHERE file_id = ? ORDER BY retired_at DESC, rowid DESC LIMIT -1 OFFSET ?'),
       dropRev: db.prepare('DELETE FROM revisions WHERE rev = ?'),
@@ -133,6 +134,11 @@ export class Namespace extends EventEmitter {
     }
     if (!row) throw lookupFailed('not_found');
     return row;
+  }
+
+  /** The kept older revisions of a file id, newest first. */
+  revisions(fileId: string): EntryRow[] {
+    return (this.st.oldRevs.all(fileId) as { entry: string }[]).map((r) => JSON.parse(r.entry) as EntryRow);
   }
 
   /** The `deleted` metadata of a path whose last change was a delete, if any. */

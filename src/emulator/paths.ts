@@ -5,21 +5,6 @@
  * and some names are refused on write (`disallowed_name`).
  */
 import { lookupFailed, writeFailed } from './errors.js';
-import { str, type Type } from './stone.js';
-
-const pat = (source: string, allowEmpty = false): Type =>
-  str({ pattern: new RegExp(`^(?:${source})${allowEmpty ? '?' : ''}$`, 's'), patternText: source });
-
-/** The spec's patterns, as the 400 messages quote them. */
-export const PathPattern = {
-  listFolder: pat('(/(.|[\\r\\n])*)?|id:.*|(ns:[0-9]+(/.*)?)'),
-  readPath: pat('(/(.|[\\r\\n])*|id:.*)|(rev:[0-9a-f]{9,})|(ns:[0-9]+(/.*)?)'),
-  /** get_metadata: "" passes the pattern so that the handler can say "The root folder is unsupported." */
-  metadataPath: pat('(/(.|[\\r\\n])*|id:.*)|(rev:[0-9a-f]{9,})|(ns:[0-9]+(/.*)?)', true),
-  writePath: pat('(/(.|[\\r\\n])*)|(ns:[0-9]+(/.*)?)|(id:.*)'),
-  relocation: pat('(/(.|[\\r\\n])*)|(ns:[0-9]+(/.*)?)'),
-} as const;
-
 export const ROOT_AS_SLASH = 'Specify the root folder as an empty string rather than as "/".';
 export const ROOT_UNSUPPORTED = 'The root folder is unsupported.';
 

@@ -8,14 +8,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { RequestContext } from './context.js';
 import { DROPBOX_HOST_HEADER } from '../dropbox/endpoint.js';
 import { badRequest, HttpError, type Json } from './errors.js';
-import { StoneError, validate } from './stone.js';
-import { fileRoutes } from './routes/files.js';
-import { sharingRoutes } from './routes/sharing.js';
-import { transferRoutes } from './routes/transfer.js';
+import { conform, decode, StoneError } from './stone.js';
+import { ROUTES } from './routes/index.js';
 import { HOSTNAMES, type Route, type State } from './routes/types.js';
 import { handleAdmin } from './admin.js';
 
-export const ROUTES: Record<string, Route> = { ...fileRoutes, ...transferRoutes, ...sharingRoutes };
+export { ROUTES };
 
 const RPC_TYPES = ['application/json', 'application/json; charset=utf-8', 'text/plain; charset=dropbox-cors-hack'];
 const UPLOAD_TYPES = ['application/octet-stream', 'text/plain; charset=dropbox-cors-hack'];
@@ -51,13 +49,9 @@ async function decodeArg(route: string, def: Route, ctx: RequestContext, url: UR
   const type = req.headers['content-type'];
   if (def.style === 'rpc') {
     const body = await ctx.readSmallBody();
-    if (def.arg === null && body.length === 0) return null;
+    if (def.arg === 'Void' && body.length === 0) return null;
     if (!type || !RPC_TYPES.includes(type.toLowerCase())) throw expecting(route, type, RPC_TYPES);
     const value = parseJson(route, body.toString('utf8'), 'request body: ');
-    if (def.arg === null) {
-      if (value !== null) throw badRequest(route, 'request body: expected null, got object');
-      return null;
-    }
     return validateArg(route, value, def, 'request body: ');
   }
   const value = contentArg(route, req, url);
@@ -70,11 +64,43 @@ async function decodeArg(route: string, def: Route, ctx: RequestContext, url: UR
 }
 
 function validateArg(route: string, value: unknown, def: Route, where: string): unknown {
+  def.precheck?.(route, value);
   try {
-    return validate(value, def.arg!);
+    return collapseLeadingSlashes(decode(value, def.arg));
   } catch (e) {
     if (e instanceof StoneError) throw badRequest(route, `${where}${e.message}`);
     throw e;
+  }
+}
+
+/**
+ * Dropbox reads `//dir` as `/dir` (rclone sends it for a remote rooted at the app folder, and
+ * it works against the real service; docs/emulator.md). Any string under a key ending in
+ * `path` (or in a `paths` list) that starts with two or more slashes gets one.
+ */
+function collapseLeadingSlashes(v: unknown, key = ''): unknown {
+  if (typeof v === 'string') return (key.endsWith('path') || key === 'paths') && v.startsWith('//') ? v.replace(/^\/+/, '/') : v;
+  if (Array.isArray(v)) return v.map((x) => collapseLeadingSlashes(x, key));
+  if (v && typeof v === 'object') {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, collapseLeadingSlashes(x, k)]));
+  }
+  return v;
+}
+
+/**
+ * With `checkResults` on (the test suite), every result and 409 error the emulator sends is
+ * checked against the route's types in the specification first; a mismatch is a 500 and a
+ * `spec violation` line on stderr, which the tests' emulator helper turns into a failure.
+ */
+export function checkAgainstSpec(state: State, def: Route, what: 'result' | 'error', value: unknown): void {
+  if (!state.checkResults) return;
+  try {
+    conform(value, what === 'result' ? def.result : def.error);
+  } catch (e) {
+    if (!(e instanceof StoneError)) throw e;
+    const message = `spec violation: ${def.name} ${what} is not a valid ${JSON.stringify(what === 'result' ? def.result : def.error)}: ${e.message}`;
+    console.error(`[emulator] ${message}`);
+    throw new HttpError(500, message);
   }
 }
 
@@ -82,7 +108,9 @@ async function handleApi(state: State, route: string, req: IncomingMessage, res:
   const ctx = new RequestContext(route, req, res, state.control);
   const def = ROUTES[route];
   try {
-    if (!def) throw new HttpError(404, `Unknown API function: "${route}"`);
+    // Dropbox's words for a function it does not have (docs/emulator.md); the same for
+    // routes of the specification this emulator does not serve.
+    if (!def) throw badRequest(route, `Unknown API function: /2/${route}`);
     state.control.countRequest(route);
     if (req.method !== 'POST' && !(req.method === 'GET' && def.style === 'download')) {
       throw new HttpError(405, `Error in call to API function "${route}": use POST`, { allow: 'POST' });
@@ -91,22 +119,30 @@ async function handleApi(state: State, route: string, req: IncomingMessage, res:
     if (typeof calledOn === 'string' && calledOn !== HOSTNAMES[def.host]) {
       throw badRequest(route, `This API function is served by ${HOSTNAMES[def.host]}, not ${calledOn}.`);
     }
-    if (def.auth) {
-      const authorization = req.headers.authorization ?? url.searchParams.get('authorization') ?? undefined;
-      ctx.tokenSha = state.auth.check(route, authorization);
-    }
+    const authorization = req.headers.authorization ?? url.searchParams.get('authorization') ?? undefined;
+    if (def.auth === 'user') ctx.tokenSha = state.auth.check(route, authorization);
+    else if (def.auth === 'app') state.auth.checkApp(route, authorization);
     const fault = state.control.pickFault(route);
     if (fault.error) throw fault.error;
     ctx.cutAfterBytes = fault.cutAfterBytes;
     const arg = await decodeArg(route, def, ctx, url);
+    ctx.onResult = (value) => checkAgainstSpec(state, def, 'result', value);
     const result = await def.handle(state, ctx, arg as never);
     if (def.style !== 'download') {
+      checkAgainstSpec(state, def, 'result', result ?? null);
       state.control.countStatus(200);
       await ctx.sendJson(200, result ?? null);
     } else {
       state.control.countStatus(res.statusCode);
     }
   } catch (e) {
+    if (def && e instanceof HttpError && e.status === 409 && typeof e.body === 'object' && e.body !== null && !Array.isArray(e.body)) {
+      try {
+        checkAgainstSpec(state, def, 'error', e.body.error);
+      } catch (violation) {
+        return sendError(state, ctx, violation);
+      }
+    }
     await sendError(state, ctx, e);
   }
 }

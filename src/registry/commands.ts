@@ -13,7 +13,7 @@ import { localError } from '../dropbox/errors.js';
 import { inspectImage } from '../sif/index.js';
 import { exists, notFound, UsageError } from './errors.js';
 import { removeStalePartials } from './partials.js';
-import { formatUri, parseImageUri, pickImages, remotePath, storageFileName, type ImageName } from './names.js';
+import { formatUri, parseImageUri, pickImages, remotePath, storageFileName, type ImageName, type RemoteExtension } from './names.js';
 
 export const DOWNLOAD_URL = 'https://content.dropboxapi.com/2/files/download';
 
@@ -28,15 +28,21 @@ export interface Reporter {
 
 export interface RegistryContext {
   readonly out: Reporter;
-  readonly config: { readonly storageDir: string };
+  /** imageExtension: what a new image is named with in Dropbox (SREGISTRY_DROPBOX_EXTENSION). */
+  readonly config: { readonly storageDir: string; readonly imageExtension: RemoteExtension };
   db(): RegistryDb;
   banner(): void;
   client(): Promise<DropboxClient>;
 }
 
-/** The remote file holding an image: `name:tag.simg`, else any file `search` would show for it. */
-export async function findRemote(client: DropboxClient, n: ImageName): Promise<FileMeta | undefined> {
-  const direct = await client.getMetadata(remotePath(n));
+/**
+ * The remote file holding an image: `name:tag` under the preferred extension (the configured
+ * one), else any file `search` would show for it (`name:tag` under the other extension, or
+ * `name.simg` for `:latest`). So when a tag exists as both `.simg` and `.sif`, the one under
+ * SREGISTRY_DROPBOX_EXTENSION is read, shared and replaced.
+ */
+export async function findRemote(client: DropboxClient, n: ImageName, prefer: RemoteExtension = '.simg'): Promise<FileMeta | undefined> {
+  const direct = await client.getMetadata(remotePath(n, prefer));
   let found: FileMeta | undefined = direct?.kind === 'file' ? direct : undefined;
   if (!found) {
     const folder = await client.getMetadata(`/${n.collection}`);
@@ -52,14 +58,14 @@ export async function findRemote(client: DropboxClient, n: ImageName): Promise<F
   return found;
 }
 
-async function mustFindRemote(client: DropboxClient, n: ImageName): Promise<FileMeta> {
-  const found = await findRemote(client, n);
+async function mustFindRemote(client: DropboxClient, n: ImageName, prefer: RemoteExtension): Promise<FileMeta> {
+  const found = await findRemote(client, n, prefer);
   if (!found) throw notFound(`${formatUri(n)} was not found in Dropbox ('sreg search ${n.collection}' lists what is there)`);
   return found;
 }
 
 /** Metrics as the Python client records them for an image (attributes from the SIF, if any). */
-async function metricsFor(out: Reporter, n: ImageName, file: string | undefined): Promise<Record<string, unknown>> {
+async function metricsFor(out: Reporter, n: ImageName, file: string | undefined, remote: string): Promise<Record<string, unknown>> {
   let attributes: unknown = null;
   if (file) {
     try {
@@ -72,7 +78,7 @@ async function metricsFor(out: Reporter, n: ImageName, file: string | undefined)
     collection: n.collection,
     data: { attributes, type: 'container' },
     image: n.name,
-    storage: `${n.collection}/${n.name}:${n.tag}.simg`,
+    storage: `${n.collection}/${n.name}:${n.tag}${remote.endsWith('.sif') ? '.sif' : '.simg'}`,
     tag: n.tag,
     uri: `${n.collection}/${n.name}:${n.tag}`,
     url: `${n.collection}/${n.name}`,
@@ -104,15 +110,14 @@ export async function push(ctx: RegistryContext, file: string, name: string, o: 
   if (o.tag !== undefined) n = { ...n, tag: parseImageUri(`${n.collection}/${n.name}:${o.tag}`).tag };
   const size = await checkPushable(file);
   const client = await ctx.client();
-  const target = remotePath(n);
-  if (!o.force) {
-    const there = await findRemote(client, { ...n, version: undefined });
-    if (there) throw exists(`${formatUri(n)} already exists in Dropbox (${there.pathDisplay}): use --force to replace it`);
-  }
+  // A new image gets the configured extension; an existing one is replaced where it is.
+  const there = await findRemote(client, { ...n, version: undefined }, ctx.config.imageExtension);
+  if (there && !o.force) throw exists(`${formatUri(n)} already exists in Dropbox (${there.pathDisplay}): use --force to replace it`);
+  const target = there?.pathDisplay ?? remotePath(n, ctx.config.imageExtension);
   const bar = ctx.out.progress(size);
   const meta = await client.upload(file, size, { path: target, mode: o.force ? 'overwrite' : 'add' }, { onBytes: (b) => bar.add(b) });
   bar.done();
-  const metrics = await metricsFor(ctx.out, n, file);
+  const metrics = await metricsFor(ctx.out, n, file, meta.pathDisplay);
   ctx.db().upsertContainer({ n, image: null, url: DOWNLOAD_URL, metrics, version: meta.contentHash });
   ctx.out.debug(`pushed ${formatUri(n)}@${meta.contentHash} to ${meta.pathDisplay}`);
   return meta;
@@ -129,14 +134,14 @@ export async function pull(ctx: RegistryContext, uri: string, o: { force?: boole
   const dest = path.resolve(o.name ?? path.join(ctx.config.storageDir, storageFileName(n)));
   await cleanPartials(ctx, path.dirname(dest));
   const client = await ctx.client();
-  const remote = await mustFindRemote(client, n);
+  const remote = await mustFindRemote(client, n, ctx.config.imageExtension);
   if (!o.force && (await stat(dest).then(() => true, () => false))) {
     throw exists('Image exists! Remove first, or use --force to overwrite');
   }
   const bar = ctx.out.progress(remote.size);
   const meta = await client.download(remote.pathDisplay, dest, { onBytes: (b) => bar.add(b) });
   bar.done();
-  const metrics = await metricsFor(ctx.out, n, dest);
+  const metrics = await metricsFor(ctx.out, n, dest, meta.pathDisplay);
   // A record left by push (remote only, no local file) becoming local is a new container here.
   const hadLocal = ctx.db().getContainer(n)?.image != null;
   const { record } = ctx.db().upsertContainer({ n, image: dest, url: DOWNLOAD_URL, metrics, version: meta.contentHash });
@@ -211,7 +216,7 @@ export async function share(ctx: RegistryContext, uri: string): Promise<string> 
   const n = parseImageUri(uri);
   ctx.out.info(formatUri(n));
   const client = await ctx.client();
-  const remote = await mustFindRemote(client, n);
+  const remote = await mustFindRemote(client, n, ctx.config.imageExtension);
   const url = await client.shareLink(remote.pathDisplay);
   ctx.out.result(url);
   return url;
@@ -249,7 +254,7 @@ export async function add(ctx: RegistryContext, file: string, uri: string, o: { 
     }
   }
   const version = combineBlockDigests(await blockDigests(dest, 0, size));
-  const metrics = await metricsFor(ctx.out, n, dest);
+  const metrics = await metricsFor(ctx.out, n, dest, remotePath(n, ctx.config.imageExtension));
   const { action } = ctx.db().upsertContainer({ n, image: dest, url: '', metrics, version });
   ctx.out.info(`[container][${action}] ${formatUri(n)}`);
   ctx.out.result(dest);

@@ -402,14 +402,25 @@ test('list_folder of a file is 409 path/not_folder', async (t) => {
   t.regex(body.error_summary, summaryRe('path/not_folder'));
 });
 
-test('a trailing slash or an empty component is 409 malformed_path', async (t) => {
+test('a trailing slash or an empty component inside a path is 409 malformed_path; a leading // is one /', async (t) => {
   const emu = await startEmulator(t);
   t.is((await rpc(emu, 'files/create_folder_v2', { path: '/a' })).status, 200);
+  t.is((await upload(emu, { path: '/a/f.txt' }, 'x')).status, 200);
+  // rclone lists a remote rooted at the app folder as "//a" (docs/emulator.md).
+  for (const route of ['files/list_folder', 'files/list_folder/get_latest_cursor'] as const) {
+    const r = await rpc(emu, route, { path: '//a' });
+    t.is(r.status, 200, `${route} //a: ${r.text}`);
+  }
+  const listed = json(await rpc(emu, 'files/list_folder', { path: '//a' }));
+  t.deepEqual(listed.entries.map((e: { path_display: string }) => e.path_display), ['/a/f.txt']);
+  const meta = await rpc(emu, 'files/get_metadata', { path: '///a/f.txt' });
+  t.is(meta.status, 200, meta.text);
+  t.is(json(meta).path_display, '/a/f.txt');
   for (const [route, p] of [
     ['files/get_metadata', '/a/'],
     ['files/list_folder', '/a/'],
     ['files/get_metadata', '/a//b'],
-    ['files/list_folder', '//a'],
+    ['files/list_folder', '/a//'],
   ] as const) {
     const r = await rpc(emu, route, { path: p });
     t.is(r.status, 409, `${route} ${p}: ${r.text}`);

@@ -21,6 +21,8 @@ export const CLI = fileURLToPath(new URL('../../src/cli/index.js', import.meta.u
 
 export interface Emulator {
   readonly url: string;
+  /** `https://…` when started with --tls-cert/--tls-key. */
+  readonly tlsUrl: string | undefined;
   readonly token: string;
   readonly root: string;
   /** JSON request to the admin API, e.g. admin('POST', '/faults', {...}). Throws on non-2xx. */
@@ -66,11 +68,13 @@ export async function startEmulator(t: ExecutionContext | undefined, opts: Start
   let stderr = '';
   let child: ChildProcess | undefined;
   let url = '';
+  let tlsUrl: string | undefined;
 
   const launch = (port: number): Promise<void> => launchSlot(() => launchNow(port));
   const launchNow = async (port: number): Promise<void> => {
     const proc = spawn(process.execPath, [CLI, 'emulator', '--root', root, '--port', String(port), ...(opts.args ?? [])], {
-      env: { ...process.env, SREG_EMULATOR_TOKEN: token },
+      // Every result the emulator sends in the tests is checked against Dropbox's specification.
+      env: { ...process.env, SREG_EMULATOR_TOKEN: token, SREG_EMULATOR_CHECK_RESULTS: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child = proc;
@@ -81,6 +85,7 @@ export async function startEmulator(t: ExecutionContext | undefined, opts: Start
       proc.stdout.on('data', (d: Buffer) => {
         out += d.toString();
         const m = /listening on (http:\/\/\S+)/.exec(out);
+        tlsUrl = /listening on (https:\/\/\S+)/.exec(out)?.[1];
         if (m?.[1]) {
           clearTimeout(timer);
           resolve(m[1]);
@@ -112,6 +117,9 @@ export async function startEmulator(t: ExecutionContext | undefined, opts: Start
     get url() {
       return url;
     },
+    get tlsUrl() {
+      return tlsUrl;
+    },
     token,
     root,
     async admin(method, adminPath, body) {
@@ -135,6 +143,9 @@ export async function startEmulator(t: ExecutionContext | undefined, opts: Start
   t?.teardown(async () => {
     await stop();
     if (ownsRoot) await rm(root, { recursive: true, force: true });
+    // A result that does not match the specification fails the test that provoked it.
+    const violation = /spec violation: .*/.exec(stderr);
+    if (violation) throw new Error(`the emulator sent a result outside Dropbox's specification: ${violation[0]}`);
   });
   return emu;
 }

@@ -1,31 +1,20 @@
 /**
- * Shared links (create_shared_link_with_settings, list_shared_links, revoke_shared_link) and
- * the account routes (users/get_current_account, users/get_space_usage, auth/token/revoke).
+ * Shared links (create_shared_link_with_settings, list_shared_links, revoke_shared_link; the
+ * deprecated create_shared_link and get_shared_links are in legacy.ts).
  * A link belongs to a file id, so it follows the file through moves and dies with it.
  */
 import { randomBytes } from 'node:crypto';
 import { apiError, badRequest, NamespaceError, type Json } from '../errors.js';
 import type { EntryRow } from '../namespace.js';
-import { PathPattern, ROOT_AS_SLASH } from '../paths.js';
-import { bool, opt, req, str, struct, timestamp, union } from '../stone.js';
+import { ROOT_AS_SLASH } from '../paths.js';
 import { wrapNs } from './files.js';
 import type { RouteTable, State } from './types.js';
 
-interface LinkRow {
+export interface LinkRow {
   url: string;
   file_id: string;
   link_id: string;
 }
-
-const settingsType = struct({
-  require_password: opt(bool),
-  link_password: opt(str()),
-  expires: opt(timestamp),
-  audience: opt(union({ public: null, team: null, no_one: null, password: null, members: null })),
-  access: opt(union({ viewer: null, editor: null, max: null, default: null })),
-  requested_visibility: opt(union({ public: null, team_only: null, password: null })),
-  allow_download: opt(bool),
-});
 
 function linkMetadata(link: LinkRow, row: EntryRow): Json {
   const base: Record<string, Json> = {
@@ -51,17 +40,28 @@ function linkMetadata(link: LinkRow, row: EntryRow): Json {
       requested_visibility: { '.tag': 'public' },
       revoke_failure_reason: null,
     },
-    preview_type: 'file',
   };
   if (row.is_folder) return base;
   return { ...base, client_modified: row.client_modified, server_modified: row.server_modified, rev: row.rev, size: row.size };
 }
 
-function linksOf(state: State, fileId: string): LinkRow[] {
+/** Makes a new public link to the item. */
+export function createLink(state: State, row: EntryRow): LinkRow {
+  const key = randomBytes(10).toString('base64url').toLowerCase().replace(/[^a-z0-9]/g, 'x');
+  const link: LinkRow = {
+    url: `https://www.dropbox.com/scl/fi/${key}/${encodeURIComponent(row.name)}?rlkey=${randomBytes(12).toString('hex')}&dl=0`,
+    file_id: row.id,
+    link_id: `id:${randomBytes(16).toString('base64url')}`,
+  };
+  state.db.prepare('INSERT INTO shared_links (url, file_id, link_id, created_at) VALUES (?, ?, ?, ?)').run(link.url, link.file_id, link.link_id, state.control.nowMs());
+  return link;
+}
+
+export function linksOf(state: State, fileId: string): LinkRow[] {
   return state.db.prepare('SELECT url, file_id, link_id FROM shared_links WHERE file_id = ? ORDER BY created_at').all(fileId) as LinkRow[];
 }
 
-function entryById(state: State, id: string): EntryRow | undefined {
+export function entryById(state: State, id: string): EntryRow | undefined {
   try {
     return state.ns.resolve(id);
   } catch {
@@ -77,10 +77,6 @@ export function forgetLinks(state: State, ids: string[]): void {
 
 export const sharingRoutes: RouteTable = {
   'sharing/create_shared_link_with_settings': {
-    host: 'api',
-    style: 'rpc',
-    auth: true,
-    arg: struct({ path: req(PathPattern.readPath), settings: opt(settingsType) }),
     handle(state, _ctx, arg: { path: string; settings?: Record<string, unknown> }) {
       if (arg.path === '/') throw badRequest('sharing/create_shared_link_with_settings', ROOT_AS_SLASH);
       let row: EntryRow;
@@ -104,21 +100,10 @@ export const sharingRoutes: RouteTable = {
             : { '.tag': 'shared_link_already_exists' },
         );
       }
-      const key = randomBytes(10).toString('base64url').toLowerCase().replace(/[^a-z0-9]/g, 'x');
-      const link: LinkRow = {
-        url: `https://www.dropbox.com/scl/fi/${key}/${encodeURIComponent(row.name)}?rlkey=${randomBytes(12).toString('hex')}&dl=0`,
-        file_id: row.id,
-        link_id: `id:${randomBytes(16).toString('base64url')}`,
-      };
-      state.db.prepare('INSERT INTO shared_links (url, file_id, link_id, created_at) VALUES (?, ?, ?, ?)').run(link.url, link.file_id, link.link_id, state.control.nowMs());
-      return linkMetadata(link, row);
+      return linkMetadata(createLink(state, row), row);
     },
   },
   'sharing/list_shared_links': {
-    host: 'api',
-    style: 'rpc',
-    auth: true,
-    arg: struct({ path: opt(PathPattern.readPath), cursor: opt(str()), direct_only: opt(bool) }),
     handle(state, _ctx, arg: { path?: string; cursor?: string; direct_only?: boolean }) {
       if (arg.cursor !== undefined && arg.cursor !== 'AAAA') throw apiError({ '.tag': 'reset' });
       if (arg.path === undefined) {
@@ -148,10 +133,6 @@ export const sharingRoutes: RouteTable = {
     },
   },
   'sharing/revoke_shared_link': {
-    host: 'api',
-    style: 'rpc',
-    auth: true,
-    arg: struct({ url: req(str()) }),
     handle(state, _ctx, arg: { url: string }) {
       if (!/^https:\/\/www\.dropbox\.com\/(s|scl)\//.test(arg.url)) throw apiError({ '.tag': 'shared_link_malformed' });
       const r = state.db.prepare('DELETE FROM shared_links WHERE url = ?').run(arg.url);
@@ -159,53 +140,32 @@ export const sharingRoutes: RouteTable = {
       return null;
     },
   },
-  'users/get_current_account': {
-    host: 'api',
-    style: 'rpc',
-    auth: true,
-    arg: null,
-    handle(state) {
-      const { accountId, displayName, email } = state.account;
-      const [given, ...rest] = displayName.split(' ');
-      const surname = rest.join(' ');
-      return {
-        account_id: accountId,
-        name: {
-          given_name: given ?? displayName,
-          surname,
-          familiar_name: given ?? displayName,
-          display_name: displayName,
-          abbreviated_name: displayName.split(' ').map((w) => w[0] ?? '').join('').toUpperCase(),
-        },
-        email,
-        email_verified: true,
-        disabled: false,
-        locale: 'en',
-        referral_link: 'https://www.dropbox.com/referrals/sreg-emulator',
-        is_paired: false,
-        account_type: { '.tag': 'basic' },
-        root_info: { '.tag': 'user', root_namespace_id: '3235641', home_namespace_id: '3235641' },
-        country: 'US',
-      };
+  'sharing/get_shared_link_metadata': {
+    handle(state, _ctx, arg: { url: string; path?: string | null }) {
+      const link = state.db.prepare('SELECT url, file_id, link_id FROM shared_links WHERE url = ?').get(arg.url) as LinkRow | undefined;
+      const row = link && entryById(state, link.file_id);
+      if (!link || !row) throw apiError({ '.tag': 'shared_link_not_found' });
+      // A path inside a folder link names an item below the linked folder.
+      if (arg.path) {
+        if (!row.is_folder) throw apiError({ '.tag': 'shared_link_not_found' });
+        const inner = state.ns.get(`${row.path_lower}${arg.path.toLowerCase()}`);
+        if (!inner) throw apiError({ '.tag': 'shared_link_not_found' });
+        return linkMetadata(link, inner);
+      }
+      return linkMetadata(link, row);
     },
   },
-  'users/get_space_usage': {
-    host: 'api',
-    style: 'rpc',
-    auth: true,
-    arg: null,
-    handle(state) {
-      return { used: state.ns.usedBytes(), allocation: { '.tag': 'individual', allocated: state.quotaBytes } };
-    },
-  },
-  'auth/token/revoke': {
-    host: 'api',
-    style: 'rpc',
-    auth: true,
-    arg: null,
-    handle(state, ctx) {
-      state.auth.revoke(ctx.tokenSha);
-      return null;
+  'sharing/modify_shared_link_settings': {
+    handle(state, _ctx, arg: { url: string; settings: Record<string, unknown> }) {
+      const link = state.db.prepare('SELECT url, file_id, link_id FROM shared_links WHERE url = ?').get(arg.url) as LinkRow | undefined;
+      const row = link && entryById(state, link.file_id);
+      if (!link || !row) throw apiError({ '.tag': 'shared_link_not_found' });
+      // A basic account cannot set passwords or expiry; other settings are what links have already.
+      const s = arg.settings;
+      if (s.require_password || s.link_password !== undefined || s.expires !== undefined) {
+        throw apiError({ '.tag': 'settings_error', settings_error: { '.tag': 'not_authorized' } });
+      }
+      return linkMetadata(link, row);
     },
   },
 };

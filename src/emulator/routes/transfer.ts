@@ -11,28 +11,11 @@ import { ContentHasher, CONTENT_HASH_BLOCK_BYTES } from '../../dropbox/content-h
 import { headerSafeJson, openForWrite, PayloadTooLarge, type RequestContext } from '../context.js';
 import { apiError, HttpError, NamespaceError, type Json, type Tagged } from '../errors.js';
 import { toMetadata, type WriteMode } from '../namespace.js';
-import { PathPattern } from '../paths.js';
-import { bool, list, opt, req, str, struct, timestamp, uint, union } from '../stone.js';
 import { releaseBlobs, wrapNs } from './files.js';
 import type { RouteTable, State } from './types.js';
 
 const MAX_SESSION_BYTES = 2 ** 41 - 2 ** 22;
 const SESSION_LIFETIME_MS = 7 * 24 * 3600 * 1000;
-const HASH = str({ pattern: /^[0-9a-f]{64}$/, patternText: '[0-9a-f]{64}', minLength: 64, maxLength: 64 });
-
-const writeMode = union({ add: null, overwrite: null, update: str({ pattern: /^[0-9a-f]{9,}$/, patternText: '[0-9a-f]+', minLength: 9 }) });
-const commitFields = {
-  path: req(PathPattern.writePath),
-  mode: opt(writeMode, { '.tag': 'add' }),
-  autorename: opt(bool, false),
-  client_modified: opt(timestamp),
-  mute: opt(bool, false),
-  property_groups: opt(list(struct({}))),
-  strict_conflict: opt(bool, false),
-};
-const commitInfo = struct(commitFields);
-const sessionCursor = struct({ session_id: req(str()), offset: req(uint()) });
-const finishArg = struct({ cursor: req(sessionCursor), commit: req(commitInfo), content_hash: opt(HASH) });
 
 interface CommitInfo {
   path: string;
@@ -225,10 +208,6 @@ async function finishOne(state: State, ctx: RequestContext | undefined, arg: { c
 
 export const transferRoutes: RouteTable = {
   'files/download': {
-    host: 'content',
-    style: 'download',
-    auth: true,
-    arg: struct({ path: req(PathPattern.readPath), rev: opt(str({ pattern: /^[0-9a-f]{9,}$/, patternText: '[0-9a-f]+', minLength: 9 })) }),
     async handle(state, ctx, arg: { path: string; rev?: string }) {
       let row;
       try {
@@ -240,7 +219,9 @@ export const transferRoutes: RouteTable = {
       if (arg.rev !== undefined && arg.rev !== row.rev) throw apiError({ '.tag': 'path', path: { '.tag': 'not_found' } });
       const size = row.size ?? 0;
       const etag = `"${row.rev}"`;
-      const common = { 'dropbox-api-result': headerSafeJson(toMetadata(row, false)), etag, 'accept-ranges': 'bytes' };
+      const meta = toMetadata(row, false);
+      ctx.onResult(meta);
+      const common = { 'dropbox-api-result': headerSafeJson(meta), etag, 'accept-ranges': 'bytes' };
       if (ctx.req.headers['if-none-match'] === etag) {
         ctx.res.writeHead(304, common).end();
         return undefined;
@@ -262,10 +243,6 @@ export const transferRoutes: RouteTable = {
     },
   },
   'files/upload': {
-    host: 'content',
-    style: 'upload',
-    auth: true,
-    arg: struct({ ...commitFields, content_hash: opt(HASH) }),
     async handle(state, ctx, arg: CommitInfo & { content_hash?: string }) {
       const { file, size, contentHash } = await receiveToTemp(state, ctx);
       if (arg.content_hash && arg.content_hash !== contentHash) {
@@ -282,12 +259,8 @@ export const transferRoutes: RouteTable = {
     },
   },
   'files/upload_session/start': {
-    host: 'content',
-    style: 'upload',
-    auth: true,
-    arg: struct({ close: opt(bool, false), session_type: opt(union({ sequential: null, concurrent: null }), { '.tag': 'sequential' }), content_hash: opt(HASH) }),
-    async handle(state, ctx, arg: { close: boolean; session_type: { '.tag': 'sequential' | 'concurrent' }; content_hash?: string }) {
-      const type = arg.session_type['.tag'];
+    async handle(state, ctx, arg: { close: boolean; session_type?: { '.tag': 'sequential' | 'concurrent' }; content_hash?: string }) {
+      const type = arg.session_type?.['.tag'] ?? 'sequential';
       if (type === 'concurrent') {
         if (arg.close) throw apiError({ '.tag': 'concurrent_session_close_not_allowed' });
         if ((contentLength(ctx) ?? 0) > 0) {
@@ -322,10 +295,6 @@ export const transferRoutes: RouteTable = {
     },
   },
   'files/upload_session/append_v2': {
-    host: 'content',
-    style: 'upload',
-    auth: true,
-    arg: struct({ cursor: req(sessionCursor), close: opt(bool, false), content_hash: opt(HASH) }),
     async handle(state, ctx, arg: { cursor: { session_id: string; offset: number }; close: boolean; content_hash?: string }) {
       const sessions = new Sessions(state);
       const s = sessions.get(arg.cursor.session_id);
@@ -371,17 +340,9 @@ export const transferRoutes: RouteTable = {
     },
   },
   'files/upload_session/finish': {
-    host: 'content',
-    style: 'upload',
-    auth: true,
-    arg: finishArg,
     handle: (state, ctx, arg) => finishOne(state, ctx, arg),
   },
   'files/upload_session/finish_batch_v2': {
-    host: 'api',
-    style: 'rpc',
-    auth: true,
-    arg: struct({ entries: req(list(finishArg, 1000)) }),
     async handle(state, _ctx, arg: { entries: Parameters<typeof finishOne>[2][] }) {
       const entries: Json[] = [];
       for (const entry of arg.entries) {
