@@ -293,7 +293,7 @@ export class UploadQueue extends EventEmitter implements UploadPort {
       // The abort came too late: the bytes are in Dropbox under the old name.
       this.log(`upload: ${job.path} reached Dropbox although it was ${a.detached === 'moved' ? 'renamed' : 'deleted'} meanwhile`);
       this.emitSafe('stray', job, meta);
-      if (a.detached === 'cancelled') await unlinkQuiet(job.spoolFile, this.log);
+      await this.dropDetachedSpool(a);
       return;
     }
     if (this.afterUpload) {
@@ -312,7 +312,7 @@ export class UploadQueue extends EventEmitter implements UploadPort {
   private async attemptFailed(a: Active, e: unknown): Promise<void> {
     const { job } = a;
     if (a.detached) {
-      if (a.detached === 'cancelled') await unlinkQuiet(job.spoolFile, this.log);
+      await this.dropDetachedSpool(a);
       return;
     }
     if (a.stopping) {
@@ -385,9 +385,18 @@ export class UploadQueue extends EventEmitter implements UploadPort {
     a.controller.abort(new UploadError('stopped', `the upload of ${a.job.path} was ${how}`));
   }
 
-  /** Does a running upload read this spool file? */
-  private holds(spool: string): boolean {
-    for (const a of this.active.values()) if (a.job.spoolFile === spool && a.detached !== 'cancelled') return true;
+  /**
+   * A detached upload ended: its spool goes if cancelled, and also if it was moved but the row
+   * that took it over is gone meanwhile (superseded or cancelled while this upload held the file).
+   */
+  private async dropDetachedSpool(a: Active): Promise<void> {
+    const spool = a.job.spoolFile;
+    if (a.detached === 'cancelled' || (!this.journal.refersTo(spool) && !this.holds(spool, a))) await unlinkQuiet(spool, this.log);
+  }
+
+  /** Does a running upload (other than `except`) read this spool file? */
+  private holds(spool: string, except?: Active): boolean {
+    for (const a of this.active.values()) if (a !== except && a.job.spoolFile === spool && a.detached !== 'cancelled') return true;
     return false;
   }
 
