@@ -79,6 +79,8 @@ export class UploadQueue extends EventEmitter implements UploadPort {
   private timer: NodeJS.Timeout | undefined;
   private kickScheduled = false;
   private idleWaiters: (() => void)[] = [];
+  /** Path (lower case) → callers of whenSettled() waiting for its upload in flight to end. */
+  private readonly pathWaiters = new Map<string, (() => void)[]>();
   private lastError: string | undefined;
   private readonly isBusy = (id: number): boolean => this.active.has(id);
 
@@ -120,6 +122,12 @@ export class UploadQueue extends EventEmitter implements UploadPort {
 
   pendingChildren(parentLower: string): PendingUpload[] {
     return this.journal.children(parentLower).map(toPending);
+  }
+
+  pendingUnder(folderLower: string): PendingUpload[] {
+    const newest = new Map<string, PendingUpload>();
+    for (const r of this.journal.under(folderLower)) newest.set(r.path_lower, { ...toPending(r), state: this.active.has(r.id) ? 'uploading' : toPending(r).state });
+    return [...newest.values()];
   }
 
   retarget(fromLower: string, toPath: string): boolean {
@@ -331,8 +339,19 @@ export class UploadQueue extends EventEmitter implements UploadPort {
     this.emitSafe('failed', { ...job, state: 'failed', attempts, lastError: msg }, e instanceof Error ? e : new Error(msg));
   }
 
+  whenSettled(pathLower: string): Promise<void> {
+    if (![...this.active.values()].some((a) => a.job.pathLower === pathLower)) return Promise.resolve();
+    return new Promise((resolve) => this.pathWaiters.set(pathLower, [...(this.pathWaiters.get(pathLower) ?? []), resolve]));
+  }
+
   private settled(a: Active): void {
     this.active.delete(a.job.id);
+    const pl = a.job.pathLower;
+    if (![...this.active.values()].some((x) => x.job.pathLower === pl)) {
+      const waiters = this.pathWaiters.get(pl) ?? [];
+      this.pathWaiters.delete(pl);
+      for (const w of waiters) w();
+    }
     if (this.active.size === 0) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];

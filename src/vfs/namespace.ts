@@ -54,12 +54,37 @@ export class Namespace {
     const node = this.nodes.get(e.pathLower);
     if (node && hiddenLower !== undefined) this.nodes.hide(node, hiddenLower, e);
     else if (node) this.nodes.detach(node, e);
+    const inFlight = this.o.uploads.pending(e.pathLower)?.state === 'uploading';
     this.o.uploads.cancel(e.pathLower);
     const remote = this.o.catalog.lookup(e.pathLower);
     if (remote) {
       await this.o.remote.delete(remote.pathDisplay || e.pathDisplay);
       this.o.catalog.remove(e.pathLower);
     }
+    // An upload of it was in flight: the abort may have come too late (even unseen by the
+    // queue). Wait for its outcome and remove what landed, before the removal returns.
+    if (inFlight) {
+      await this.o.uploads.whenSettled(e.pathLower);
+      await this.removeLanded(e.pathDisplay);
+    }
+  }
+
+  /**
+   * A path this mount removed or renamed away while its upload was in flight: if a file is in
+   * Dropbox there now and the path is not in use again locally, it is that upload: it goes.
+   */
+  async removeLanded(p: string): Promise<void> {
+    const pl = p.toLowerCase();
+    if (this.nodes.get(pl) || this.o.uploads.pending(pl)) return;
+    let landed: Meta | undefined;
+    try {
+      landed = (await this.o.remote.listAll(parentOf(p), false)).entries.find((m) => m.pathLower === pl);
+    } catch (e) {
+      if (e instanceof RemoteError && e.code === 'not_found') return;
+      throw e;
+    }
+    if (landed?.kind !== 'file') return;
+    await this.stray(landed);
   }
 
   async mkdir(fusePath: string): Promise<void> {
@@ -79,6 +104,13 @@ export class Namespace {
     await this.o.remote.delete(e.pathDisplay || dropboxPath(fusePath));
     this.o.catalog.remove(e.pathLower);
     this.goneFolders.add(e.pathLower);
+  }
+
+  /** Background work (the old path of an upload renamed in flight): the VFS waits for it at settle. */
+  onBackground: (work: Promise<void>) => void = (w) => void w;
+
+  private afterSettled(pl: string, display: string): void {
+    this.onBackground(this.o.uploads.whenSettled(pl).then(() => this.removeLanded(display)));
   }
 
   async rename(fromFuse: string, toFuse: string): Promise<void> {
@@ -120,7 +152,10 @@ export class Namespace {
       // Case only: the pending uploads' paths still lead into the folder (Dropbox ignores case).
       if (!same) {
         this.goneFolders.add(src.pathLower);
+        const inFlight = this.o.uploads.pendingUnder(src.pathLower).filter((p) => p.state === 'uploading');
         this.o.uploads.retargetTree(src.pathLower, to);
+        // Their aborts may come too late: what they leave under the old folder goes (and the folder).
+        for (const p of inFlight) this.afterSettled(p.pathLower, p.path);
       }
       return;
     }
@@ -130,6 +165,8 @@ export class Namespace {
     // An upload in flight under the same key (case-only) must not be aborted: its stray would
     // be deleted at the key the file now has. It lands under the old case; that is all.
     if (nowPending && !(same && nowPending.state === 'uploading')) this.o.uploads.retarget(src.pathLower, to);
+    // An upload of the old path was in flight (now aborted): what it may have left goes.
+    if (nowPending?.state === 'uploading' && !same) this.afterSettled(src.pathLower, src.pathDisplay);
   }
 
   /**

@@ -46,11 +46,14 @@ export class Vfs {
     this.ns = new Namespace(o, this.nodes, this.look);
     this.xattr = new XattrSupport(o, (p) => this.look.lookup(p));
     // Renamed or deleted while uploading, and it landed anyway: that old path should not exist.
-    o.uploads.on('stray', (_job: unknown, meta: FileMeta) => {
-      const work = this.ns.stray(meta).catch((e: unknown) => o.log(`could not remove the stray ${meta.pathDisplay}: ${(e as Error).message}`));
-      this.background.add(work);
-      void work.finally(() => this.background.delete(work));
-    });
+    o.uploads.on('stray', (_job: unknown, meta: FileMeta) => this.track(this.ns.stray(meta), meta.pathDisplay));
+    this.ns.onBackground = (work) => this.track(work, 'a renamed upload');
+  }
+
+  private track(work: Promise<void>, what: string): void {
+    const w = work.catch((e: unknown) => this.o.log(`could not remove the stray ${what}: ${(e as Error).message}`));
+    this.background.add(w);
+    void w.finally(() => this.background.delete(w));
   }
 
   /** Resolves when the background work started so far is done. */

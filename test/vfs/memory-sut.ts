@@ -105,6 +105,7 @@ export class MemorySut implements Sut {
   }
 
   uploadFinish(which: number, fail: boolean, land: boolean, occupied: (pathLower: string) => boolean): void {
+    this.ports.uploads.landDetached = land;
     const ids = this.ports.uploads.inFlight();
     if (ids.length === 0) return;
     const id = ids[which % ids.length]!;

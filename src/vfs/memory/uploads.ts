@@ -73,6 +73,12 @@ export class MemoryUploads extends EventEmitter implements UploadPort {
     return [...byPath.values()];
   }
 
+  pendingUnder(folderLower: string): PendingUpload[] {
+    const byPath = new Map<string, PendingUpload>();
+    for (const r of this.live()) if (r.pathLower.startsWith(`${folderLower}/`)) byPath.set(r.pathLower, { ...r, state: this.active.has(r.id) ? 'uploading' : r.state });
+    return [...byPath.values()];
+  }
+
   private moveRows(rows: Row[], toPath: string): void {
     const newest = rows.at(-1);
     if (!newest) return;
@@ -157,6 +163,19 @@ export class MemoryUploads extends EventEmitter implements UploadPort {
     const all = this.removals;
     this.removals = [];
     await Promise.all(all);
+  }
+
+  /**
+   * Whether a detached upload that whenSettled() has to end lands anyway (the abort came too
+   * late) or not: the test sets it.
+   */
+  landDetached = false;
+
+  async whenSettled(pathLower: string): Promise<void> {
+    // Nothing runs by itself here: the uploads of this path in flight end now (not within the
+    // caller's synchronous step, as with the real queue).
+    await Promise.resolve();
+    for (const [id, r] of [...this.active]) if (r.pathLower === pathLower) this.finish(id, { landAnyway: this.landDetached });
   }
 
   start(): void {}
