@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events';
 import type { Database } from 'better-sqlite3';
 import type { DropboxClient, FileMeta } from '../dropbox/client.js';
+import { SINGLE_REQUEST_MAX_BYTES } from '../dropbox/upload.js';
 import type { PendingUpload, UploadPort, UploadStatus } from '../vfs/ports.js';
 import { Drains } from './drain.js';
 import { UploadError } from './errors.js';
@@ -401,6 +402,11 @@ export class UploadQueue extends EventEmitter implements UploadPort {
     const a = this.active.get(id);
     if (!a) return;
     a.detached = how;
+    // A single-request upload commits with its one request: aborting it only makes its outcome
+    // unknown (the server may still commit after the client gave up), and an unseen landing
+    // is a file that comes back. It finishes, and if it landed it is a 'stray' the VFS removes.
+    // A session upload commits at its finish: aborting its appends means nothing lands.
+    if (a.job.size <= SINGLE_REQUEST_MAX_BYTES) return;
     a.controller.abort(new UploadError('stopped', `the upload of ${a.job.path} was ${how}`));
   }
 
