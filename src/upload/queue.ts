@@ -340,9 +340,9 @@ export class UploadQueue extends EventEmitter implements UploadPort {
     this.emitSafe('failed', { ...job, state: 'failed', attempts, lastError: msg }, e instanceof Error ? e : new Error(msg));
   }
 
-  whenSettled(pathLower: string): Promise<void> {
-    if (![...this.active.values()].some((a) => a.job.pathLower === pathLower)) return Promise.resolve();
-    return new Promise((resolve) => this.pathWaiters.set(pathLower, [...(this.pathWaiters.get(pathLower) ?? []), resolve]));
+  whenSettled(pathLower: string): Promise<boolean> {
+    if (![...this.active.values()].some((a) => a.job.pathLower === pathLower)) return Promise.resolve(false);
+    return new Promise((resolve) => this.pathWaiters.set(pathLower, [...(this.pathWaiters.get(pathLower) ?? []), () => resolve(true)]));
   }
 
   private settled(a: Active): void {

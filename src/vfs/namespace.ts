@@ -42,8 +42,9 @@ export class Namespace {
 
   async unlink(fusePath: string): Promise<void> {
     const pl = lowerOf(fusePath);
-    // libfuse's unlink of the hidden name at the last close: the file is already gone.
-    if (this.nodes.unhide(pl)) return;
+    // libfuse's unlink of the hidden name at the last close (after our release): the file is
+    // already gone.
+    if (this.nodes.unhide(pl) || (isFuseHidden(fusePath) && !this.look.lookup(fusePath))) return;
     const e = this.look.mustLookup(fusePath);
     if (e.isFolder) throw new VfsError('EISDIR', `${fusePath}: is a folder (use rmdir)`);
     await this.removeFile(e);
@@ -54,19 +55,15 @@ export class Namespace {
     const node = this.nodes.get(e.pathLower);
     if (node && hiddenLower !== undefined) this.nodes.hide(node, hiddenLower, e);
     else if (node) this.nodes.detach(node, e);
-    const inFlight = this.o.uploads.pending(e.pathLower)?.state === 'uploading';
     this.o.uploads.cancel(e.pathLower);
     const remote = this.o.catalog.lookup(e.pathLower);
     if (remote) {
       await this.o.remote.delete(remote.pathDisplay || e.pathDisplay);
       this.o.catalog.remove(e.pathLower);
     }
-    // An upload of it was in flight: the abort may have come too late (even unseen by the
-    // queue). Wait for its outcome and remove what landed, before the removal returns.
-    if (inFlight) {
-      await this.o.uploads.whenSettled(e.pathLower);
-      await this.removeLanded(e.pathDisplay);
-    }
+    // An upload of it (any of its versions) was in flight: wait for its outcome and remove
+    // what landed, before the removal returns (and before a rename moves a file here).
+    if (await this.o.uploads.whenSettled(e.pathLower)) await this.removeLanded(e.pathDisplay);
   }
 
   /**

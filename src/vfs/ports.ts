@@ -132,9 +132,9 @@ export interface UploadPort extends EventEmitter {
   /**
    * Resolves once no upload of this path is in flight (at once if none is). After a cancel or
    * a retarget aborted one, this is when its outcome is settled: it reached Dropbox (a 'stray'
-   * if the queue saw it) or not, and the caller can look.
+   * if the queue saw it) or not, and the caller can look. True if it waited for one.
    */
-  whenSettled(pathLower: string): Promise<void>;
+  whenSettled(pathLower: string): Promise<boolean>;
   /** Starts the worker (and resumes what a previous run left in the journal). */
   start(): void;
   /** Uploads everything pending; rejects (keeping the journal) if it cannot. */

@@ -117,9 +117,10 @@ e2eTest('mv src dst where dst has an upload queued, or a writer open: the move w
   // Uploads fail for now: dst1's bytes stay queued in the journal.
   await m.emu.admin('POST', '/faults', { kind: '5xx', routes: ['files/upload', 'files/upload_session/start', 'files/upload_session/append_v2', 'files/upload_session/finish'], count: 1_000_000 });
   try {
-    await script(dir, 'printf stale-queued > dst1; mv src1 dst1');
+    // mv waits for an upload of dst in flight to end (the client gives up after its retries).
+    await script(dir, 'printf stale-queued > dst1; mv src1 dst1', 150_000);
     // A writer open on dst2 (its first bytes already closed once by the shell's echo).
-    await script(dir, 'exec 4>dst2; echo stale-open >&4; mv src2 dst2; echo later >&4; exec 4>&-; cat dst1 dst2');
+    await script(dir, 'exec 4>dst2; echo stale-open >&4; mv src2 dst2; echo later >&4; exec 4>&-; cat dst1 dst2', 150_000);
   } finally {
     await m.emu.admin('DELETE', '/faults');
   }

@@ -171,11 +171,17 @@ export class MemoryUploads extends EventEmitter implements UploadPort {
    */
   landDetached = false;
 
-  async whenSettled(pathLower: string): Promise<void> {
+  async whenSettled(pathLower: string): Promise<boolean> {
     // Nothing runs by itself here: the uploads of this path in flight end now (not within the
     // caller's synchronous step, as with the real queue).
     await Promise.resolve();
-    for (const [id, r] of [...this.active]) if (r.pathLower === pathLower) this.finish(id, { landAnyway: this.landDetached });
+    let waited = false;
+    for (const [id, r] of [...this.active]) {
+      if (r.pathLower !== pathLower) continue;
+      this.finish(id, { landAnyway: this.landDetached });
+      waited = true;
+    }
+    return waited;
   }
 
   start(): void {}
