@@ -133,12 +133,8 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
   const vfs = new Vfs({ catalog: mirror, cache, uploads, remote: client, spoolDir, owner: { uid, gid }, toEntry: (m) => toEntry(m, Date.now()), inspectJson, space: () => space, log });
   uploads.on('failed', (job: { path: string }, e: Error) => log(`upload of ${job.path} failed (will retry): ${e.message}`));
   // Renamed or deleted while uploading, and it landed anyway: that old path should not exist.
-  uploads.on('stray', (job: { path: string }, meta: { pathDisplay: string }) => {
-    client.delete(meta.pathDisplay).then(
-      () => log(`removed ${meta.pathDisplay}: ${job.path} was renamed or deleted while it uploaded`),
-      (e: Error) => log(`could not remove the stray ${meta.pathDisplay}: ${e.message}`),
-    );
-  });
+  // 'stray' uploads (renamed or deleted while uploading, landed anyway) are removed by the VFS,
+  // which knows whether that path is in use again and which folders the stray recreated.
   uploads.start();
   life.defer('the upload queue', () => uploads.stop());
   life.checkpoint();

@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events';
 import type { Database } from 'better-sqlite3';
 import type { DropboxClient, FileMeta } from '../dropbox/client.js';
+import { SINGLE_REQUEST_MAX_BYTES } from '../dropbox/upload.js';
 import type { PendingUpload, UploadPort, UploadStatus } from '../vfs/ports.js';
 import { Drains } from './drain.js';
 import { UploadError } from './errors.js';
@@ -79,6 +80,8 @@ export class UploadQueue extends EventEmitter implements UploadPort {
   private timer: NodeJS.Timeout | undefined;
   private kickScheduled = false;
   private idleWaiters: (() => void)[] = [];
+  /** Path (lower case) → callers of whenSettled() waiting for its upload in flight to end. */
+  private readonly pathWaiters = new Map<string, (() => void)[]>();
   private lastError: string | undefined;
   private readonly isBusy = (id: number): boolean => this.active.has(id);
 
@@ -120,6 +123,12 @@ export class UploadQueue extends EventEmitter implements UploadPort {
 
   pendingChildren(parentLower: string): PendingUpload[] {
     return this.journal.children(parentLower).map(toPending);
+  }
+
+  pendingUnder(folderLower: string): PendingUpload[] {
+    const newest = new Map<string, PendingUpload>();
+    for (const r of this.journal.under(folderLower)) newest.set(r.path_lower, { ...toPending(r), state: this.active.has(r.id) ? 'uploading' : toPending(r).state });
+    return [...newest.values()];
   }
 
   retarget(fromLower: string, toPath: string): boolean {
@@ -293,7 +302,7 @@ export class UploadQueue extends EventEmitter implements UploadPort {
       // The abort came too late: the bytes are in Dropbox under the old name.
       this.log(`upload: ${job.path} reached Dropbox although it was ${a.detached === 'moved' ? 'renamed' : 'deleted'} meanwhile`);
       this.emitSafe('stray', job, meta);
-      if (a.detached === 'cancelled') await unlinkQuiet(job.spoolFile, this.log);
+      await this.dropDetachedSpool(a);
       return;
     }
     if (this.afterUpload) {
@@ -312,7 +321,7 @@ export class UploadQueue extends EventEmitter implements UploadPort {
   private async attemptFailed(a: Active, e: unknown): Promise<void> {
     const { job } = a;
     if (a.detached) {
-      if (a.detached === 'cancelled') await unlinkQuiet(job.spoolFile, this.log);
+      await this.dropDetachedSpool(a);
       return;
     }
     if (a.stopping) {
@@ -331,8 +340,19 @@ export class UploadQueue extends EventEmitter implements UploadPort {
     this.emitSafe('failed', { ...job, state: 'failed', attempts, lastError: msg }, e instanceof Error ? e : new Error(msg));
   }
 
+  whenSettled(pathLower: string): Promise<boolean> {
+    if (![...this.active.values()].some((a) => a.job.pathLower === pathLower)) return Promise.resolve(false);
+    return new Promise((resolve) => this.pathWaiters.set(pathLower, [...(this.pathWaiters.get(pathLower) ?? []), () => resolve(true)]));
+  }
+
   private settled(a: Active): void {
     this.active.delete(a.job.id);
+    const pl = a.job.pathLower;
+    if (![...this.active.values()].some((x) => x.job.pathLower === pl)) {
+      const waiters = this.pathWaiters.get(pl) ?? [];
+      this.pathWaiters.delete(pl);
+      for (const w of waiters) w();
+    }
     if (this.active.size === 0) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
@@ -382,12 +402,26 @@ export class UploadQueue extends EventEmitter implements UploadPort {
     const a = this.active.get(id);
     if (!a) return;
     a.detached = how;
+    // A single-request upload commits with its one request: aborting it only makes its outcome
+    // unknown (the server may still commit after the client gave up), and an unseen landing
+    // is a file that comes back. It finishes, and if it landed it is a 'stray' the VFS removes.
+    // A session upload commits at its finish: aborting its appends means nothing lands.
+    if (a.job.size <= SINGLE_REQUEST_MAX_BYTES) return;
     a.controller.abort(new UploadError('stopped', `the upload of ${a.job.path} was ${how}`));
   }
 
-  /** Does a running upload read this spool file? */
-  private holds(spool: string): boolean {
-    for (const a of this.active.values()) if (a.job.spoolFile === spool && a.detached !== 'cancelled') return true;
+  /**
+   * A detached upload ended: its spool goes if cancelled, and also if it was moved but the row
+   * that took it over is gone meanwhile (superseded or cancelled while this upload held the file).
+   */
+  private async dropDetachedSpool(a: Active): Promise<void> {
+    const spool = a.job.spoolFile;
+    if (a.detached === 'cancelled' || (!this.journal.refersTo(spool) && !this.holds(spool, a))) await unlinkQuiet(spool, this.log);
+  }
+
+  /** Does a running upload (other than `except`) read this spool file? */
+  private holds(spool: string, except?: Active): boolean {
+    for (const a of this.active.values()) if (a !== except && a.job.spoolFile === spool && a.detached !== 'cancelled') return true;
     return false;
   }
 

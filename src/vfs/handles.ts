@@ -78,7 +78,9 @@ export class Handles {
       return this.add<ReadHandle>({ kind: 'read', node: this.acquire(fusePath, e), spool, entry: e }).id;
     }
     const file = this.remoteRef(fusePath, e);
-    return this.add<ReadHandle>({ kind: 'read', node: this.acquire(fusePath, e), file, entry: e }).id;
+    const node = this.acquire(fusePath, e);
+    node.opened = e;
+    return this.add<ReadHandle>({ kind: 'read', node, file, entry: e }).id;
   }
 
   async create(fusePath: string): Promise<number> {

@@ -29,11 +29,12 @@ export class Lookup {
       const w = hidden.writer();
       return w ? { ...hidden.entryOf(w), pathLower: pl, name: nameOf(fusePath) } : hidden.snapshot && { ...hidden.snapshot, pathLower: pl, name: nameOf(fusePath) };
     }
-    const w = this.nodes.get(pl)?.writer();
+    const node = this.nodes.get(pl);
+    const w = node?.writer();
     if (w) return w.node.entryOf(w);
     const p = this.uploads.pending(pl);
     if (p) return { pathLower: pl, pathDisplay: p.path, name: nameOf(p.path), isFolder: false, size: p.size, mtimeMs: p.queuedAtMs };
-    return this.catalog.lookup(pl);
+    return this.catalog.lookup(pl) ?? node?.opened;
   }
 
   mustLookup(fusePath: string): EntryInfo {

@@ -19,7 +19,8 @@
  *   keeps the hidden name resolvable for the open handles until libfuse unlinks it.
  */
 import { randomBytes } from 'node:crypto';
-import type { Meta } from '../dropbox/client.js';
+import type { FileMeta, Meta } from '../dropbox/client.js';
+import { RemoteError } from '../dropbox/errors.js';
 import { enoent, VfsError } from './errors.js';
 import type { Lookup } from './lookup.js';
 import type { NodeTable } from './nodes.js';
@@ -27,6 +28,12 @@ import type { EntryInfo } from './ports.js';
 import { checkName, dirOf, dropboxPath, isFuseHidden, isUnder, lowerOf, nameOf, parentOf, type VfsOptions } from './types.js';
 
 export class Namespace {
+  /**
+   * Folders this mount renamed away or removed (lower case): an upload that was in flight
+   * below one of them and landed anyway recreated it, and the stray clean-up removes it again.
+   */
+  private readonly goneFolders = new Set<string>();
+
   constructor(
     private readonly o: VfsOptions,
     private readonly nodes: NodeTable,
@@ -35,8 +42,9 @@ export class Namespace {
 
   async unlink(fusePath: string): Promise<void> {
     const pl = lowerOf(fusePath);
-    // libfuse's unlink of the hidden name at the last close: the file is already gone.
-    if (this.nodes.unhide(pl)) return;
+    // libfuse's unlink of the hidden name at the last close (after our release): the file is
+    // already gone.
+    if (this.nodes.unhide(pl) || (isFuseHidden(fusePath) && !this.look.lookup(fusePath))) return;
     const e = this.look.mustLookup(fusePath);
     if (e.isFolder) throw new VfsError('EISDIR', `${fusePath}: is a folder (use rmdir)`);
     await this.removeFile(e);
@@ -53,6 +61,27 @@ export class Namespace {
       await this.o.remote.delete(remote.pathDisplay || e.pathDisplay);
       this.o.catalog.remove(e.pathLower);
     }
+    // An upload of it (any of its versions) was in flight: wait for its outcome and remove
+    // what landed, before the removal returns (and before a rename moves a file here).
+    if (await this.o.uploads.whenSettled(e.pathLower)) await this.removeLanded(e.pathDisplay);
+  }
+
+  /**
+   * A path this mount removed or renamed away while its upload was in flight: if a file is in
+   * Dropbox there now and the path is not in use again locally, it is that upload: it goes.
+   */
+  async removeLanded(p: string): Promise<void> {
+    const pl = p.toLowerCase();
+    if (this.nodes.get(pl) || this.o.uploads.pending(pl)) return;
+    let landed: Meta | undefined;
+    try {
+      landed = (await this.o.remote.listAll(parentOf(p), false)).entries.find((m) => m.pathLower === pl);
+    } catch (e) {
+      if (e instanceof RemoteError && e.code === 'not_found') return;
+      throw e;
+    }
+    if (landed?.kind !== 'file') return;
+    await this.stray(landed);
   }
 
   async mkdir(fusePath: string): Promise<void> {
@@ -61,6 +90,7 @@ export class Namespace {
     if (this.look.lookup(fusePath)) throw new VfsError('EEXIST', `${fusePath}: exists`);
     this.look.folder(dirOf(fusePath));
     this.o.catalog.upsert(this.o.toEntry(await this.o.remote.createFolder(p)));
+    this.goneFolders.delete(lowerOf(fusePath));
   }
 
   async rmdir(fusePath: string): Promise<void> {
@@ -70,6 +100,14 @@ export class Namespace {
     if (this.look.readdir(fusePath).length > 0) throw new VfsError('ENOTEMPTY', `${fusePath}: not empty`);
     await this.o.remote.delete(e.pathDisplay || dropboxPath(fusePath));
     this.o.catalog.remove(e.pathLower);
+    this.goneFolders.add(e.pathLower);
+  }
+
+  /** Background work (the old path of an upload renamed in flight): the VFS waits for it at settle. */
+  onBackground: (work: Promise<void>) => void = (w) => void w;
+
+  private afterSettled(pl: string, display: string): void {
+    this.onBackground(this.o.uploads.whenSettled(pl).then(() => this.removeLanded(display)));
   }
 
   async rename(fromFuse: string, toFuse: string): Promise<void> {
@@ -108,7 +146,14 @@ export class Namespace {
     // The local state follows, synchronously: nothing can queue under the old path after this.
     if (src.isFolder) {
       this.nodes.moveTree(src.pathLower, to);
-      this.o.uploads.retargetTree(src.pathLower, to);
+      // Case only: the pending uploads' paths still lead into the folder (Dropbox ignores case).
+      if (!same) {
+        this.goneFolders.add(src.pathLower);
+        const inFlight = this.o.uploads.pendingUnder(src.pathLower).filter((p) => p.state === 'uploading');
+        this.o.uploads.retargetTree(src.pathLower, to);
+        // Their aborts may come too late: what they leave under the old folder goes (and the folder).
+        for (const p of inFlight) this.afterSettled(p.pathLower, p.path);
+      }
       return;
     }
     const srcNode = this.nodes.get(src.pathLower);
@@ -117,6 +162,33 @@ export class Namespace {
     // An upload in flight under the same key (case-only) must not be aborted: its stray would
     // be deleted at the key the file now has. It lands under the old case; that is all.
     if (nowPending && !(same && nowPending.state === 'uploading')) this.o.uploads.retarget(src.pathLower, to);
+    // An upload of the old path was in flight (now aborted): what it may have left goes.
+    if (nowPending?.state === 'uploading' && !same) this.afterSettled(src.pathLower, src.pathDisplay);
+  }
+
+  /**
+   * An upload renamed or cancelled while in flight landed anyway, at `meta`'s path: it goes,
+   * unless that path is in use again (a node, a pending upload, or another revision in the
+   * catalog), and so do the folders it recreated (ones this mount renamed away or removed,
+   * if they are empty).
+   */
+  async stray(meta: FileMeta): Promise<void> {
+    const pl = meta.pathLower;
+    const known = this.o.catalog.lookup(pl);
+    if (this.nodes.get(pl) || this.o.uploads.pending(pl) || (known && known.rev !== meta.rev)) return;
+    await this.o.remote.delete(meta.pathDisplay).catch((e: unknown) => {
+      if (!(e instanceof RemoteError && e.code === 'not_found')) throw e;
+    });
+    this.o.catalog.remove(pl);
+    this.o.log(`removed ${meta.pathDisplay}: it was renamed or deleted while it uploaded`);
+    for (let d = parentOf(pl); d !== '' && this.goneFolders.has(d); d = parentOf(d)) {
+      if (this.nodes.hasWriterUnder(d) || this.o.uploads.pendingChildren(d).length > 0) break;
+      const { entries } = await this.o.remote.listAll(d, false);
+      if (entries.length > 0) break;
+      await this.o.remote.delete(d);
+      this.o.catalog.remove(d);
+      this.o.log(`removed the folder ${d}: only a stray upload had recreated it`);
+    }
   }
 
   /** move_v2, and the catalog updated; a case-only rename goes through a temporary name. */

@@ -54,6 +54,12 @@ export class Node {
   refs = 0;
   /** What the path showed when it was removed (fstat of a removed file that has no writer). */
   snapshot: EntryInfo | undefined;
+  /**
+   * The remote revision a reader opened: the path keeps answering getattr with it while the
+   * node is open, even once another machine deleted it (the kernel refreshes the size of an
+   * open file by path at its end of file; an error there would fail the read).
+   */
+  opened: EntryInfo | undefined;
 
   constructor(
     public path: string,

@@ -121,12 +121,20 @@ export interface UploadPort extends EventEmitter {
   pending(pathLower: string): PendingUpload | undefined;
   /** sync: pending uploads whose parent folder is `parentLower` */
   pendingChildren(parentLower: string): PendingUpload[];
+  /** sync: pending uploads anywhere below the folder `folderLower` (the newest row of each path) */
+  pendingUnder(folderLower: string): PendingUpload[];
   /** sync: a pending file was renamed (rsync's temp → final): upload it under the new path */
   retarget(fromLower: string, toPath: string): boolean;
   /** sync: a folder was renamed: its pending files follow it; returns how many */
   retargetTree(fromLower: string, toPath: string): number;
   /** sync: a pending file was deleted before it was uploaded */
   cancel(pathLower: string): boolean;
+  /**
+   * Resolves once no upload of this path is in flight (at once if none is). After a cancel or
+   * a retarget aborted one, this is when its outcome is settled: it reached Dropbox (a 'stray'
+   * if the queue saw it) or not, and the caller can look. True if it waited for one.
+   */
+  whenSettled(pathLower: string): Promise<boolean>;
   /** Starts the worker (and resumes what a previous run left in the journal). */
   start(): void;
   /** Uploads everything pending; rejects (keeping the journal) if it cannot. */

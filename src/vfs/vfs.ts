@@ -7,6 +7,7 @@
  * Writes go to a spool file; flush/release fsyncs it and hands it to the upload journal before
  * close returns, so what close() accepted survives a crash.
  */
+import type { FileMeta } from '../dropbox/client.js';
 import { Handles } from './handles.js';
 import { Lookup } from './lookup.js';
 import { Namespace } from './namespace.js';
@@ -36,12 +37,28 @@ export class Vfs {
   private readonly handles: Handles;
   private readonly ns: Namespace;
   readonly xattr: XattrSupport;
+  /** Background work (stray clean-ups) not finished yet. */
+  private readonly background = new Set<Promise<void>>();
 
   constructor(private readonly o: VfsOptions) {
     this.look = new Lookup(this.nodes, o.catalog, o.uploads, o.owner, (o.nowMs ?? Date.now)());
     this.handles = new Handles(o, this.nodes, this.look);
     this.ns = new Namespace(o, this.nodes, this.look);
     this.xattr = new XattrSupport(o, (p) => this.look.lookup(p));
+    // Renamed or deleted while uploading, and it landed anyway: that old path should not exist.
+    o.uploads.on('stray', (_job: unknown, meta: FileMeta) => this.track(this.ns.stray(meta), meta.pathDisplay));
+    this.ns.onBackground = (work) => this.track(work, 'a renamed upload');
+  }
+
+  private track(work: Promise<void>, what: string): void {
+    const w = work.catch((e: unknown) => this.o.log(`could not remove the stray ${what}: ${(e as Error).message}`));
+    this.background.add(w);
+    void w.finally(() => this.background.delete(w));
+  }
+
+  /** Resolves when the background work started so far is done. */
+  async settled(): Promise<void> {
+    while (this.background.size > 0) await Promise.all([...this.background]);
   }
 
   /** What the mount shows at a path: a file being written, a pending upload, or the catalog. sync */

@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { RemoteError } from '../../src/dropbox/errors.js';
+import { SINGLE_REQUEST_MAX_BYTES } from '../../src/dropbox/upload.js';
 import type { FileMeta } from '../../src/dropbox/client.js';
 import { defaultRetryDelayMs, UploadError, UploadQueue, type UploadQueueOptions } from '../../src/upload/index.js';
 import type { PendingUpload } from '../../src/vfs/ports.js';
@@ -203,15 +204,18 @@ test('retarget of a queued upload: renamed in the journal, supersedes what was q
   t.deepEqual(client.calls.map((c) => [c.path, c.content]), [['/d/A', 'fresh']]);
 });
 
-test('retarget of an upload in flight aborts it and uploads under the new name', async (t) => {
+/** Bigger than one request: a session upload, which a cancel or retarget aborts. */
+const SESSION_SIZE = SINGLE_REQUEST_MAX_BYTES + 1;
+
+test('retarget of a session upload in flight aborts it and uploads under the new name', async (t) => {
   const env = await setup(t);
   const client = new FakeClient();
   const gate = new Gate();
   client.behavior = gate.behavior;
   const q = queue(t, env, client);
   const seen = record(q);
-  const f = await spool(env.spoolDir, 'f', 'data');
-  q.enqueue('/d/.b.tmp', f, 4);
+  const f = await spool(env.spoolDir, 'f', Buffer.alloc(SESSION_SIZE));
+  q.enqueue('/d/.b.tmp', f, SESSION_SIZE);
   q.start();
   await waitFor(() => client.calls.length === 1, 'the upload to start');
   t.true(q.retarget('/d/.b.tmp', '/d/b'));
@@ -253,15 +257,15 @@ test('cancel of a queued upload deletes row and spool; nothing is uploaded', asy
   t.deepEqual(client.calls, []);
 });
 
-test('cancel of an upload in flight aborts it; its spool file goes once the upload has stopped', async (t) => {
+test('cancel of a session upload in flight aborts it; its spool file goes once the upload has stopped', async (t) => {
   const env = await setup(t);
   const client = new FakeClient();
   const gate = new Gate();
   client.behavior = gate.behavior;
   const q = queue(t, env, client);
   const seen = record(q);
-  const f = await spool(env.spoolDir, 'f', 'data');
-  q.enqueue('/gone', f, 4);
+  const f = await spool(env.spoolDir, 'f', Buffer.alloc(SESSION_SIZE));
+  q.enqueue('/gone', f, SESSION_SIZE);
   q.start();
   await q.whenStarted();
   await waitFor(() => gate.heldCount === 1, 'the upload to start');
@@ -351,4 +355,26 @@ test('orphan spool files are removed at start, never a live one or one newer tha
   gate.releaseAll();
   await q.drain();
   t.deepEqual(client.calls.map((c) => c.content), ['kept']);
+});
+
+test('cancel of a single-request upload in flight lets it finish (its outcome stays known) and reports it as stray', async (t) => {
+  const env = await setup(t);
+  const client = new FakeClient();
+  const gate = new Gate();
+  client.behavior = gate.behavior;
+  const q = queue(t, env, client);
+  const seen = record(q);
+  const f = await spool(env.spoolDir, 'f', 'data');
+  q.enqueue('/small', f, 4);
+  q.start();
+  await q.whenStarted();
+  await waitFor(() => gate.heldCount === 1, 'the upload to start');
+  t.true(q.cancel('/small'));
+  t.is(q.pending('/small'), undefined);
+  gate.releaseAll();
+  await q.whenSettled('/small');
+  t.deepEqual(client.calls.map((c) => [c.path, c.outcome]), [['/small', 'ok']], 'not aborted');
+  t.deepEqual(seen.stray.map((j) => j.path), ['/small']);
+  t.deepEqual(seen.uploaded, []);
+  await waitFor(() => !existsSync(f), 'the spool file to go');
 });

@@ -1,0 +1,280 @@
+/**
+ * A small reference model of the mount's namespace (README "Semantics"), for the model-based
+ * tests: what each path shows, what each call answers (a value or an errno), and what Dropbox
+ * holds once every closed file is uploaded.
+ *
+ * The rules it encodes: a write handle works on its own copy of the bytes (from the file at
+ * open, or empty when truncating); a path shows its newest open writer, else what was last
+ * closed after a write (or the remote file); close (flush) of a written handle commits its
+ * bytes under the path its node has *now*; unlink and rename-onto remove a node at once (its
+ * handles keep working, nothing of them is ever committed); rename moves the node (a folder
+ * rename moves everything below it); case-only renames keep the file. Paths are
+ * case-insensitive; only the last component's case is compared.
+ */
+export interface MFd {
+  kind: 'r' | 'w';
+  node: MNode;
+  /** write: the handle's own bytes; read: a snapshot, or undefined where unspecified */
+  bytes: Buffer | undefined;
+  dirty: boolean;
+}
+
+export interface MNode {
+  path: string;
+  writers: MFd[];
+  refs: number;
+  removed: boolean;
+}
+
+export type Shown = { kind: 'folder'; path: string } | { kind: 'file'; path: string; bytes: Buffer };
+
+export const lower = (p: string): string => p.toLowerCase();
+export const nameOf = (p: string): string => p.slice(p.lastIndexOf('/') + 1);
+export const dirOf = (p: string): string => p.slice(0, Math.max(0, p.lastIndexOf('/')));
+const under = (pl: string, dl: string): boolean => pl.startsWith(`${dl}/`);
+const rebase = (p: string, fromLower: string, to: string): string => to + p.slice(fromLower.length);
+
+export class ErrnoResult {
+  constructor(readonly errno: string) {}
+}
+const err = (e: string): ErrnoResult => new ErrnoResult(e);
+
+export class Model {
+  readonly folders = new Map<string, string>();
+  readonly files = new Map<string, { path: string; bytes: Buffer }>();
+  readonly nodes = new Map<string, MNode>();
+  /** Keys changed locally since the last drain (remote changes are injected elsewhere only). */
+  readonly dirty = new Set<string>();
+  /** Keys whose final name case is unspecified (a case-only rename during that file's upload). */
+  readonly looseCase = new Set<string>();
+
+  shown(p: string): Shown | undefined {
+    const pl = lower(p);
+    if (pl === '') return { kind: 'folder', path: '' };
+    const f = this.folders.get(pl);
+    if (f !== undefined) return { kind: 'folder', path: f };
+    const n = this.nodes.get(pl);
+    const w = n?.writers.at(-1);
+    if (n && w) return { kind: 'file', path: n.path, bytes: w.bytes! };
+    const c = this.files.get(pl);
+    return c && { kind: 'file', path: c.path, bytes: c.bytes };
+  }
+
+  /** The errno of a parent that must be a folder, or undefined. */
+  private parentErr(p: string): ErrnoResult | undefined {
+    const s = this.shown(dirOf(p));
+    if (!s) return err('ENOENT');
+    if (s.kind !== 'folder') return err('ENOTDIR');
+    return undefined;
+  }
+
+  /** Names in a folder, sorted (exact case). */
+  children(dl: string): string[] {
+    const names = new Map<string, string>();
+    for (const [k, d] of this.folders) if (dirOf(k) === dl) names.set(k, nameOf(d));
+    for (const [k, f] of this.files) if (dirOf(k) === dl) names.set(k, nameOf(f.path));
+    for (const [k, n] of this.nodes) if (n.writers.length > 0 && dirOf(k) === dl) names.set(k, nameOf(n.path));
+    return [...names.values()].sort();
+  }
+
+  private acquire(pl: string, path: string): MNode {
+    let n = this.nodes.get(pl);
+    if (!n) {
+      n = { path, writers: [], refs: 0, removed: false };
+      this.nodes.set(pl, n);
+    }
+    n.refs++;
+    return n;
+  }
+
+  private detach(pl: string): void {
+    const n = this.nodes.get(pl);
+    if (n) {
+      n.removed = true;
+      this.nodes.delete(pl);
+    }
+  }
+
+  openWrite(p: string, trunc: boolean): MFd | ErrnoResult {
+    const s = this.shown(p);
+    if (!s) {
+      const pe = this.parentErr(p);
+      if (pe) return pe;
+      const fd: MFd = { kind: 'w', node: this.acquire(lower(p), p), bytes: Buffer.alloc(0), dirty: true };
+      fd.node.writers.push(fd);
+      return fd;
+    }
+    if (s.kind === 'folder') return err('EISDIR');
+    const fd: MFd = { kind: 'w', node: this.acquire(lower(p), s.path), bytes: trunc ? Buffer.alloc(0) : Buffer.from(s.bytes), dirty: trunc && s.bytes.length > 0 };
+    fd.node.writers.push(fd);
+    return fd;
+  }
+
+  openRead(p: string): MFd | ErrnoResult {
+    const s = this.shown(p);
+    if (!s) return err('ENOENT');
+    if (s.kind === 'folder') return err('EISDIR');
+    const node = this.acquire(lower(p), s.path);
+    return { kind: 'r', node, bytes: node.writers.length > 0 ? undefined : Buffer.from(s.bytes), dirty: false };
+  }
+
+  write(fd: MFd, off: number, data: Buffer): number | ErrnoResult {
+    if (fd.kind !== 'w') return err('EBADF');
+    const b = fd.bytes!;
+    const out = Buffer.alloc(Math.max(b.length, off + data.length));
+    b.copy(out);
+    data.copy(out, off);
+    fd.bytes = out;
+    fd.dirty = true;
+    return data.length;
+  }
+
+  read(fd: MFd, off: number, len: number): Buffer | undefined {
+    return fd.bytes && fd.bytes.subarray(Math.min(off, fd.bytes.length), Math.min(fd.bytes.length, off + len));
+  }
+
+  ftruncate(fd: MFd, size: number): undefined | ErrnoResult {
+    if (fd.kind !== 'w') return err('EBADF');
+    const out = Buffer.alloc(size);
+    fd.bytes!.copy(out, 0, 0, Math.min(size, fd.bytes!.length));
+    fd.bytes = out;
+    fd.dirty = true;
+    return undefined;
+  }
+
+  close(fd: MFd): void {
+    const n = fd.node;
+    if (fd.kind === 'w') {
+      if (fd.dirty && !n.removed) {
+        this.files.set(lower(n.path), { path: n.path, bytes: fd.bytes! });
+        this.dirty.add(lower(n.path));
+      }
+      fd.dirty = false;
+      n.writers.splice(n.writers.indexOf(fd), 1);
+    }
+    n.refs--;
+    if (n.refs === 0 && !n.removed && this.nodes.get(lower(n.path)) === n) this.nodes.delete(lower(n.path));
+  }
+
+  truncate(p: string, size: number): undefined | ErrnoResult {
+    const s = this.shown(p);
+    if (!s) return err('ENOENT');
+    if (s.kind === 'folder') return err('EISDIR');
+    const pl = lower(p);
+    const w = this.nodes.get(pl)?.writers.at(-1);
+    if (w) return this.ftruncate(w, size);
+    if (s.bytes.length === size) return undefined;
+    const out = Buffer.alloc(size);
+    s.bytes.copy(out, 0, 0, Math.min(size, s.bytes.length));
+    this.files.set(pl, { path: this.nodes.get(pl)?.path ?? s.path, bytes: out });
+    this.dirty.add(pl);
+    return undefined;
+  }
+
+  unlink(p: string): undefined | ErrnoResult {
+    const s = this.shown(p);
+    if (!s) return err('ENOENT');
+    if (s.kind === 'folder') return err('EISDIR');
+    this.removeFile(lower(p));
+    return undefined;
+  }
+
+  private removeFile(pl: string): void {
+    this.detach(pl);
+    this.files.delete(pl);
+    this.dirty.add(pl);
+  }
+
+  mkdir(p: string): undefined | ErrnoResult {
+    if (this.shown(p)) return err('EEXIST');
+    const pe = this.parentErr(p);
+    if (pe) return pe;
+    const parent = this.shown(dirOf(p))!;
+    this.folders.set(lower(p), `${parent.path}/${nameOf(p)}`);
+    return undefined;
+  }
+
+  rmdir(p: string): undefined | ErrnoResult {
+    const s = this.shown(p);
+    if (!s) return err('ENOENT');
+    if (s.kind !== 'folder') return err('ENOTDIR');
+    if (this.children(lower(p)).length > 0) return err('ENOTEMPTY');
+    this.folders.delete(lower(p));
+    return undefined;
+  }
+
+  rename(from: string, to: string, srcUploading: boolean): undefined | ErrnoResult {
+    const src = this.shown(from);
+    if (!src) return err('ENOENT');
+    const pe = this.parentErr(to);
+    if (pe) return pe;
+    const fl = lower(from);
+    const tl = lower(to);
+    const same = fl === tl;
+    if (same && nameOf(src.path) === nameOf(to)) return undefined;
+    if (src.kind === 'folder' && !same && under(tl, fl)) return err('EINVAL');
+    const dst = same ? undefined : this.shown(to);
+    if (dst) {
+      if (dst.kind === 'folder' && src.kind === 'file') return err('EISDIR');
+      if (dst.kind === 'file' && src.kind === 'folder') return err('ENOTDIR');
+      if (dst.kind === 'folder') {
+        if (this.children(tl).length > 0) return err('ENOTEMPTY');
+        this.folders.delete(tl);
+      } else {
+        this.removeFile(tl);
+      }
+    }
+    if (src.kind === 'folder') {
+      const folders = [...this.folders].filter(([k]) => k === fl || under(k, fl));
+      const files = [...this.files].filter(([k]) => under(k, fl));
+      const nodes = [...this.nodes].filter(([k]) => under(k, fl));
+      for (const [k] of folders) this.folders.delete(k);
+      for (const [k] of files) this.files.delete(k);
+      for (const [k] of nodes) this.nodes.delete(k);
+      for (const [, d] of folders) this.folders.set(lower(rebase(d, fl, to)), rebase(d, fl, to));
+      for (const [k, f] of files) {
+        const np = rebase(f.path, fl, to);
+        this.files.set(lower(np), { path: np, bytes: f.bytes });
+        this.dirty.add(k);
+        this.dirty.add(lower(np));
+      }
+      for (const [, n] of nodes) {
+        n.path = rebase(n.path, fl, to);
+        this.nodes.set(lower(n.path), n);
+      }
+      return undefined;
+    }
+    const f = this.files.get(fl);
+    if (f) {
+      this.files.delete(fl);
+      this.files.set(tl, { path: to, bytes: f.bytes });
+    }
+    const n = this.nodes.get(fl);
+    if (n) {
+      this.nodes.delete(fl);
+      n.path = to;
+      this.nodes.set(tl, n);
+    }
+    this.dirty.add(fl);
+    this.dirty.add(tl);
+    if (same && srcUploading) this.looseCase.add(tl);
+    return undefined;
+  }
+
+  /** Another machine uploads a file (the caller checks the preconditions: remoteWritable). */
+  remoteUpload(p: string, bytes: Buffer): void {
+    const old = this.files.get(lower(p));
+    this.files.set(lower(p), { path: old?.path ?? p, bytes });
+  }
+
+  /** May another machine change this file path without racing a local change? */
+  remoteWritable(p: string): boolean {
+    const pl = lower(p);
+    const parent = this.shown(dirOf(p));
+    return parent?.kind === 'folder' && !this.dirty.has(pl) && !this.nodes.has(pl) && !this.folders.has(pl);
+  }
+
+  remoteDelete(p: string): void {
+    this.files.delete(lower(p));
+  }
+}

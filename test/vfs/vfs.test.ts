@@ -1,0 +1,140 @@
+/**
+ * Unit tests of src/vfs over the in-memory ports: the node states, remove while open
+ * (also libfuse's .fuse_hidden rename), case-only rename, the share-link cache keyed by file
+ * and revision, fstat from the handle, and the clean-up of a stray upload's recreated folder.
+ */
+import test from 'ava';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { MemorySut, spoolFolder } from './memory-sut.js';
+
+let n = 0;
+async function sut(t: { teardown(fn: () => unknown): void }): Promise<MemorySut> {
+  const spool = await spoolFolder();
+  t.teardown(spool.remove);
+  const dir = path.join(spool.dir, String(n++));
+  await mkdir(dir);
+  return new MemorySut(dir);
+}
+
+const O_WRONLY = 1;
+
+test('a path goes absent → open-for-write → pending-upload → uploading → clean', async (t) => {
+  const s = await sut(t);
+  const { vfs, ports } = s;
+  t.is(vfs.stateOf('/f'), 'absent');
+  const fd = await vfs.create('/f');
+  t.is(vfs.stateOf('/f'), 'open-for-write');
+  await vfs.write(fd, Buffer.from('abc'), 0);
+  await s.close(fd);
+  t.is(vfs.stateOf('/f'), 'pending-upload');
+  const id = await ports.uploads.begin();
+  t.is(vfs.stateOf('/f'), 'uploading');
+  ports.uploads.finish(id!);
+  t.is(vfs.stateOf('/f'), 'clean');
+  t.is(ports.remote.snapshotFiles().get('/f')?.bytes.toString(), 'abc');
+});
+
+test('unlink while open for writing: gone from lookups and listings at once, the handle works, nothing is uploaded', async (t) => {
+  const s = await sut(t);
+  const { vfs, ports } = s;
+  const fd = await vfs.create('/t');
+  await vfs.write(fd, Buffer.from('data'), 0);
+  await vfs.unlink('/t');
+  t.is(vfs.lookup('/t'), undefined);
+  t.deepEqual(vfs.readdir('/'), []);
+  t.is(await vfs.write(fd, Buffer.from('more'), 4), 4);
+  t.is((await vfs.read(fd, 0, 100)).toString(), 'datamore');
+  t.is(vfs.fgetattr(fd).size, 8, 'fstat from the handle');
+  await s.close(fd);
+  await s.drain();
+  t.is(ports.remote.snapshotFiles().size, 0);
+  t.is(vfs.openCount(), 0);
+});
+
+test('libfuse hiding a removed open file (rename to .fuse_hidden…) is the removal: never listed, never uploaded', async (t) => {
+  const s = await sut(t);
+  const { vfs, ports } = s;
+  const w = await vfs.create('/a');
+  await vfs.write(w, Buffer.from('hello'), 0);
+  await s.close(w);
+  await s.drain();
+  const r = await vfs.open('/a', 0);
+  await vfs.rename('/a', '/.fuse_hidden0000000100000001');
+  t.deepEqual(vfs.readdir('/'), []);
+  t.is(vfs.lookup('/a'), undefined);
+  t.is(vfs.getattr('/.fuse_hidden0000000100000001').size, 5, 'libfuse can still stat the hidden name');
+  t.is((await vfs.read(r, 0, 10)).toString(), 'hello');
+  await s.close(r);
+  await vfs.unlink('/.fuse_hidden0000000100000001');
+  await s.drain();
+  t.deepEqual([...ports.remote.snapshotFiles().keys()], []);
+});
+
+test('a case-only rename moves the file (through a temporary name) and deletes nothing', async (t) => {
+  const s = await sut(t);
+  const { vfs, ports } = s;
+  ports.remote.upload('/Foo.simg', Buffer.from('image'));
+  await vfs.rename('/Foo.simg', '/foo.simg');
+  t.deepEqual(vfs.readdir('/'), ['foo.simg']);
+  const files = ports.remote.snapshotFiles();
+  t.deepEqual([...files.values()].map((f) => [f.path, f.bytes.toString()]), [['/foo.simg', 'image']]);
+});
+
+test('rename onto a file whose upload is queued and whose writer is open: the move wins', async (t) => {
+  const s = await sut(t);
+  const { vfs, ports } = s;
+  ports.remote.upload('/src', Buffer.from('moved'));
+  const w = await vfs.create('/dst');
+  await vfs.write(w, Buffer.from('stale'), 0);
+  await vfs.flush(w);
+  const w2 = await vfs.open('/dst', O_WRONLY);
+  await vfs.rename('/src', '/dst');
+  await vfs.write(w2, Buffer.from('late'), 0);
+  await s.close(w);
+  await s.close(w2);
+  await s.drain();
+  t.deepEqual([...ports.remote.snapshotFiles().values()].map((f) => [f.path, f.bytes.toString()]), [['/dst', 'moved']]);
+});
+
+test('share_url is remembered per file and revision: rm and a new upload under the name give the new link', async (t) => {
+  const s = await sut(t);
+  const { vfs, ports } = s;
+  ports.remote.upload('/x.simg', Buffer.from('one'));
+  const first = (await vfs.xattr.get('/x.simg', 'user.sregistry.share_url')).toString();
+  await vfs.unlink('/x.simg');
+  ports.remote.upload('/x.simg', Buffer.from('two'));
+  t.false(vfs.xattr.list('/x.simg').includes('user.sregistry.share_url'), 'no link known for the new file yet');
+  const second = (await vfs.xattr.get('/x.simg', 'user.sregistry.share_url')).toString();
+  t.not(second, first);
+  t.deepEqual(await ports.remote.listSharedLinks('/x.simg'), [second]);
+});
+
+test('an upload renamed away with its folder and landing anyway is removed, and so is the folder it recreated', async (t) => {
+  const s = await sut(t);
+  const { vfs, ports } = s;
+  await vfs.mkdir('/old');
+  const w = await vfs.create('/old/x');
+  await vfs.write(w, Buffer.from('x'), 0);
+  await s.close(w);
+  const id = await ports.uploads.begin();
+  await vfs.rename('/old', '/new');
+  ports.uploads.finish(id!, { landAnyway: true });
+  await s.drain();
+  t.deepEqual(ports.remote.folderKeys().sort(), ['/new']);
+  t.deepEqual([...ports.remote.snapshotFiles().keys()], ['/new/x']);
+});
+
+test('a reader of a file another machine deleted keeps its revision and a clean end of file', async (t) => {
+  const s = await sut(t);
+  const { vfs, ports } = s;
+  ports.remote.upload('/r', Buffer.from('revision'));
+  const fd = await vfs.open('/r', 0);
+  ports.remote.deleteNow('/r');
+  t.deepEqual(vfs.readdir('/'), [], 'gone from the listing');
+  t.is(vfs.getattr('/r').size, 8, 'the kernel can still refresh the open file by path');
+  t.is((await vfs.read(fd, 8, 100)).length, 0);
+  t.is((await vfs.read(fd, 0, 100)).toString(), 'revision');
+  await s.close(fd);
+  t.is(vfs.lookup('/r'), undefined);
+});
