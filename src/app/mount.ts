@@ -161,6 +161,7 @@ export async function serveMount(config: Config, o: MountOptions, log: (line: st
     appKey: config.appKey,
     appSecret: config.appSecret,
     workers: config.threads,
+    timeoutMs: config.timeoutMs,
     log,
   });
   const account = await client.currentAccount();
@@ -180,7 +181,7 @@ export async function serveMount(config: Config, o: MountOptions, log: (line: st
     db: config.disableCache ? null : sqlite,
     dir: blocksDir,
     budgetBytes: o.cacheSizeBytes,
-    fetch: (f, s, e, into) => client.readRange(`rev:${f.rev}`, s, e, { into }),
+    fetch: (f, s, e, into, signal) => client.readRange(`rev:${f.rev}`, s, e, { into, signal, deadlineMs: config.readDeadlineMs }),
     maxInFlight: config.threads,
     removeDirOnClose: config.disableCache,
     log,

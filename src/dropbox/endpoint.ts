@@ -4,7 +4,10 @@
  * requests are sent there instead, path and query kept, with the original host forwarded in
  * `X-Sreg-Dropbox-Host` so the emulator can check that each route was called on its own host.
  *
- * The returned function behaves like node-fetch v2 (the SDK calls `res.buffer()`).
+ * The returned function behaves like node-fetch v2 (the SDK calls `res.buffer()`). Every request
+ * gets node-fetch's `timeout` (connect + headers + body of these small JSON answers), unless the
+ * caller sets its own (the longpoll, which waits by design): a stalled RPC call fails with a
+ * FetchError of type request-timeout or body-timeout, which the retry policy treats as a stall.
  */
 import nodeFetch, { Headers, type RequestInfo, type RequestInit, type Response } from 'node-fetch';
 
@@ -12,8 +15,9 @@ export const DROPBOX_HOST_HEADER = 'x-sreg-dropbox-host';
 
 export type FetchLike = (url: RequestInfo, init?: RequestInit) => Promise<Response>;
 
-export function endpointFetch(endpoint: string | undefined): FetchLike {
-  if (!endpoint) return nodeFetch;
+export function endpointFetch(endpoint: string | undefined, timeoutMs = 30_000): FetchLike {
+  const withTimeout = (init: RequestInit): RequestInit => ({ ...init, timeout: init.timeout || timeoutMs });
+  if (!endpoint) return (url, init = {}) => nodeFetch(url, withTimeout(init));
   const base = new URL(endpoint);
   if (base.protocol !== 'http:' && base.protocol !== 'https:') {
     throw new Error(`endpoint must be an http:// or https:// URL, got ${base.protocol}`);
@@ -25,6 +29,6 @@ export function endpointFetch(endpoint: string | undefined): FetchLike {
     target.host = base.host;
     const headers = new Headers(init.headers);
     headers.set(DROPBOX_HOST_HEADER, originalHost);
-    return nodeFetch(target.toString(), { ...init, headers });
+    return nodeFetch(target.toString(), withTimeout({ ...init, headers }));
   };
 }

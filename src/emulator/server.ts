@@ -97,7 +97,9 @@ async function handleApi(state: State, route: string, req: IncomingMessage, res:
     }
     const fault = state.control.pickFault(route);
     if (fault.error) throw fault.error;
+    if (fault.stallAnswer) return await ctx.stall();
     ctx.cutAfterBytes = fault.cutAfterBytes;
+    ctx.stallAfterBytes = fault.stallAfterBytes;
     const arg = await decodeArg(route, def, ctx, url);
     const result = await def.handle(state, ctx, arg as never);
     if (def.style !== 'download') {
