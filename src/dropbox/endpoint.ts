@@ -10,14 +10,22 @@
  * FetchError of type request-timeout or body-timeout, which the retry policy treats as a stall.
  */
 import nodeFetch, { Headers, type RequestInfo, type RequestInit, type Response } from 'node-fetch';
+import { StallError } from './errors.js';
 
 export const DROPBOX_HOST_HEADER = 'x-sreg-dropbox-host';
 
 export type FetchLike = (url: RequestInfo, init?: RequestInit) => Promise<Response>;
 
 export function endpointFetch(endpoint: string | undefined, timeoutMs = 30_000): FetchLike {
-  const withTimeout = (init: RequestInit): RequestInit => ({ ...init, timeout: init.timeout || timeoutMs });
-  if (!endpoint) return (url, init = {}) => nodeFetch(url, withTimeout(init));
+  /** node-fetch's timeout, and its "no answer yet" failure named as the stall it is. */
+  const send = (url: RequestInfo, init: RequestInit): Promise<Response> => {
+    const ms = init.timeout || timeoutMs;
+    return nodeFetch(url, { ...init, timeout: ms }).catch((e: unknown) => {
+      if ((e as { type?: string }).type === 'request-timeout') throw new StallError('headers', ms, { cause: e });
+      throw e;
+    });
+  };
+  if (!endpoint) return (url, init = {}) => send(url, init);
   const base = new URL(endpoint);
   if (base.protocol !== 'http:' && base.protocol !== 'https:') {
     throw new Error(`endpoint must be an http:// or https:// URL, got ${base.protocol}`);
@@ -29,6 +37,6 @@ export function endpointFetch(endpoint: string | undefined, timeoutMs = 30_000):
     target.host = base.host;
     const headers = new Headers(init.headers);
     headers.set(DROPBOX_HOST_HEADER, originalHost);
-    return nodeFetch(target.toString(), withTimeout({ ...init, headers }));
+    return send(target.toString(), { ...init, headers });
   };
 }

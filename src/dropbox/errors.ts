@@ -87,8 +87,9 @@ export class StallError extends Error {
   constructor(
     readonly phase: StallPhase,
     readonly timeoutMs: number,
+    options?: { cause?: unknown },
   ) {
-    super(`${PHASE_WORDS[phase]} within ${timeoutMs / 1000} s`);
+    super(`${PHASE_WORDS[phase]} within ${timeoutMs / 1000} s`, options);
   }
 }
 
@@ -206,7 +207,8 @@ export function classify(route: string, e: unknown, endpointLabel = 'Dropbox'): 
   if (isStall(e)) {
     const type = (e as { type?: string }).type ?? (e as { cause?: { type?: string } }).cause?.type;
     const why = e instanceof StallError ? e.message : type === 'body-timeout' ? 'stopped sending its answer in time' : 'did not start answering in time';
-    return new RemoteError('network', route, `${endpointLabel} ${why} during ${route}`, { cause: e });
+    const who = endpointLabel === 'Dropbox' ? 'Dropbox' : `Dropbox (${endpointLabel})`;
+    return new RemoteError('network', route, `${who} ${why} during ${route}`, { cause: e });
   }
   if (isNetworkError(e)) {
     const code = (e as { code?: string }).code ?? (e as { cause?: { code?: string } }).cause?.code;
