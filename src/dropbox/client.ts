@@ -14,7 +14,7 @@ import { endpointFetch, type FetchLike } from './endpoint.js';
 import { describeBody, fromHttp, localError, notTheApi, RemoteError } from './errors.js';
 import { Transport } from './http.js';
 import { DEFAULT_RETRY, withRetries, type RetryOptions } from './retry.js';
-import { uploadFile, type CommitInfo, type RawFileMetadata } from './upload.js';
+import { SINGLE_REQUEST_MAX_BYTES, uploadFile, type CommitInfo, type RawFileMetadata } from './upload.js';
 
 export type { CommitInfo, RawFileMetadata };
 
@@ -145,6 +145,20 @@ export class DropboxClient {
       d.usersGetCurrentAccount(), ['account_id', 'name/display_name'],
     );
     return { accountId: r.account_id, displayName: r.name.display_name, email: r.email };
+  }
+
+  /** Fails with insufficient_space when `size` bytes cannot fit in the account's free space. */
+  async checkSpace(dropboxPath: string, size: number): Promise<void> {
+    const { usedBytes, allocatedBytes } = await this.spaceUsage();
+    if (allocatedBytes <= 0) return; // unknown allocation (team space without a limit): let Dropbox decide
+    const freeBytes = Math.max(0, allocatedBytes - usedBytes);
+    if (size <= freeBytes) return;
+    const gb = (n: number): string => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : `${(n / 1e6).toFixed(1)} MB`);
+    throw new RemoteError(
+      'insufficient_space',
+      'users/get_space_usage',
+      `not enough space in Dropbox for ${dropboxPath}: it needs ${gb(size)}, ${gb(freeBytes)} of ${gb(allocatedBytes)} is free (nothing was sent)`,
+    );
   }
 
   async spaceUsage(): Promise<{ usedBytes: number; allocatedBytes: number }> {
@@ -333,8 +347,13 @@ export class DropboxClient {
     return fetchRange({ transport: this.transport, token: () => this.tokens.get(), retry, source, start, end, signal: o.signal, into: o.into });
   }
 
-  /** Uploads a local file of `size` bytes to `commit.path`. */
+  /**
+   * Uploads a local file of `size` bytes to `commit.path`. A file that needs an upload session
+   * is first checked against the account's free space (users/get_space_usage): one that cannot
+   * fit fails at once, not after all its bytes were sent.
+   */
   async upload(file: string, size: number, commit: CommitInfo, o: TransferOptions = {}): Promise<FileMeta> {
+    if (size > SINGLE_REQUEST_MAX_BYTES) await this.checkSpace(commit.path, size);
     const raw = await uploadFile({
       transport: this.transport,
       token: () => this.tokens.get(),

@@ -77,11 +77,12 @@ test('headers, then the body stops: a block fetch fails as a stall mid-body', as
   const src = path.join(dir, 'src');
   await randomFile(src, MiB);
   const meta = await client(t, emu).upload(src, MiB, { path: '/f.bin', mode: 'add' });
-  const c = client(t, emu, fast);
+  // Long enough for the headers to come on a loaded machine: the phase is what is checked.
+  const c = client(t, emu, { ...patient, timeoutMs: 2000 });
   await fault(emu, { kind: 'stall', routes: ['files/download'], afterBytes: 1000 });
   await resetStats(emu);
   const e = await remoteError(t, c.readRange(`rev:${meta.rev}`, 0, MiB), 'network');
-  t.regex(e.message, /stopped sending its answer within 0\.3 s during files\/download/);
+  t.regex(e.message, /stopped sending its answer within 2 s during files\/download/);
   t.is((await stats(emu)).requests['files/download'], STALLED_ATTEMPTS);
 });
 
