@@ -9,7 +9,8 @@
 import test, { type ExecutionContext } from 'ava';
 import net from 'node:net';
 import path from 'node:path';
-import { STALLED_ATTEMPTS } from '../../src/dropbox/retry.js';
+import { DEFAULT_RETRY, STALLED_ATTEMPTS, withRetries } from '../../src/dropbox/retry.js';
+import { StallError } from '../../src/dropbox/errors.js';
 import { DropboxClient } from '../../src/dropbox/client.js';
 import { startEmulator } from '../helpers/emulator.js';
 import { client, fault, MiB, partials, randomFile, remoteError, resetStats, sha256File, stats, tempDir } from './helpers.js';
@@ -143,4 +144,33 @@ test('an upload whose answer stops mid-body: a stall, then the retry finds the f
   const meta = await c.upload(src, MiB, { path: '/f.bin', mode: 'add' });
   t.is(meta.pathLower, '/f.bin');
   t.is((await stats(emu)).requests['files/upload'], 2);
+});
+
+// ---- the policy alone (no network): how many tries, with and without a read deadline ----
+
+const refused = (): Error => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
+const quick = { ...DEFAULT_RETRY, baseDelayMs: 1, maxDelayMs: 2 };
+
+test('policy: without a deadline, a refused endpoint gets 3 tries and a stalled one STALLED_ATTEMPTS', async (t) => {
+  let n = 0;
+  await t.throwsAsync(withRetries('r', () => Promise.reject(Object.assign(refused(), { n: ++n })), quick));
+  t.is(n, 3);
+  let s = 0;
+  await t.throwsAsync(withRetries('r', () => Promise.reject(new StallError('headers', 5, { cause: ++s })), quick));
+  t.is(s, STALLED_ATTEMPTS);
+});
+
+test('policy: with a deadline, failures are retried past the quick tries until it passes (a fake clock)', async (t) => {
+  let now = 0;
+  let n = 0;
+  // Recovers at the 10th try: well past 3, within the deadline.
+  const v = await withRetries('r', async () => (++n < 10 ? Promise.reject(refused()) : 'ok'), { ...quick, deadlineMs: 60_000, nowMs: () => (now += 1000) });
+  t.is(v, 'ok');
+  t.is(n, 10);
+  // Never recovers: each try "takes" 1 s on the fake clock; it stops once the next one would start past 10 s.
+  now = 0;
+  n = 0;
+  const e = await t.throwsAsync(withRetries('r', () => (n++, Promise.reject(new StallError('body', 5))), { ...quick, deadlineMs: 10_000, nowMs: () => (now += 1000) }));
+  t.regex(e.message, /stopped sending its answer/);
+  t.true(n > STALLED_ATTEMPTS && n <= 10, `${n} tries`);
 });
