@@ -93,8 +93,16 @@ export async function serveControl(socketPath: string, handler: ControlHandler):
 }
 
 /**
- * Sends one request; calls onProgress for progress lines; resolves with the final line. With
- * `timeoutMs`, gives up (ETIMEDOUT) when no line arrived for that long.
+/**
+ * How long the client waits for the mount's next line (connecting included): a draining
+ * unmount sends progress about once a second, a status answers at once; a mount that says
+ * nothing for this long is stuck (its event loop blocked, or stopped with SIGSTOP).
+ */
+export const CONTROL_IDLE_MS = 30_000;
+
+/**
+ * Sends one request; calls onProgress for progress lines; resolves with the final line. Gives up
+ * (ETIMEDOUT) when no line arrived for `timeoutMs` (default CONTROL_IDLE_MS).
  */
 export function askControl(
   socketPath: string,
@@ -104,21 +112,30 @@ export function askControl(
 ): Promise<{ ok: boolean; result?: unknown; error?: string }> {
   return new Promise((resolve, reject) => {
     const sock = createConnection(socketPath);
-    const timeoutMs = o.timeoutMs;
-    if (timeoutMs) {
-      sock.setTimeout(timeoutMs, () => {
-        sock.destroy(Object.assign(new Error(`the mount did not answer on its control socket within ${timeoutMs / 1000} s`), { code: 'ETIMEDOUT' }));
-      });
-    }
+    const idleMs = o.timeoutMs ?? CONTROL_IDLE_MS;
     let buf = '';
     let finished = false;
     sock.setEncoding('utf8');
+    sock.setTimeout(idleMs, () => {
+      if (finished) return;
+      finished = true;
+      reject(Object.assign(new Error(`the mount process did not answer on its control socket within ${idleMs / 1000} s`), { code: 'ETIMEDOUT' }));
+      sock.destroy();
+    });
     sock.on('connect', () => sock.write(`${JSON.stringify(req)}\n`));
     sock.on('data', (d: string) => {
       buf += d;
       let nl;
       while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = JSON.parse(buf.slice(0, nl)) as ControlLine;
+        let line: ControlLine;
+        try {
+          line = JSON.parse(buf.slice(0, nl)) as ControlLine;
+        } catch {
+          finished = true;
+          sock.destroy();
+          reject(new Error('the mount process answered something that is not a control message'));
+          return;
+        }
         buf = buf.slice(nl + 1);
         if ('progress' in line) onProgress?.(line.progress);
         else {
@@ -127,7 +144,10 @@ export function askControl(
         }
       }
     });
-    sock.on('error', reject);
+    sock.on('error', (e) => {
+      finished = true;
+      reject(e);
+    });
     sock.on('close', () => {
       if (!finished) reject(new Error('the mount process closed the control connection without an answer'));
     });

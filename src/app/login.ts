@@ -35,7 +35,7 @@ export async function login(config: Config, appKeyArg: string | undefined, io: L
   io.say(`   ${authorize.toString()}`);
   const code = (await io.ask('2. Paste the code Dropbox shows you: ')).trim();
   if (!code) throw new ConfigError('no code was entered: run `sreg backend login dropbox` again');
-  const fetch = endpointFetch(config.endpoint);
+  const fetch = endpointFetch(config.endpoint, config.timeoutMs);
   let res;
   try {
     res = await fetch('https://api.dropboxapi.com/oauth2/token', {

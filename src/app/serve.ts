@@ -59,6 +59,7 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
     appKey: config.appKey,
     appSecret: config.appSecret,
     workers: config.threads,
+    timeoutMs: config.timeoutMs,
     log,
   });
   life.defer('the Dropbox client', () => client.close());
@@ -82,7 +83,7 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
     db: config.disableCache ? null : state.db.fast,
     dir: blocksDir,
     budgetBytes: o.cacheSizeBytes,
-    fetch: (f, s, e, into) => client.readRange(`rev:${f.rev}`, s, e, { into }),
+    fetch: (f, s, e, into, signal) => client.readRange(`rev:${f.rev}`, s, e, { into, signal, deadlineMs: config.readDeadlineMs }),
     maxInFlight: config.threads,
     removeDirOnClose: config.disableCache,
     log,

@@ -46,6 +46,7 @@ export class Session {
       appKey: c.appKey,
       appSecret: c.appSecret,
       workers: c.threads,
+      timeoutMs: c.timeoutMs,
       log: (line) => this.out.debug(line),
     });
     try {

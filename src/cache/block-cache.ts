@@ -26,9 +26,10 @@ export interface BlockCacheOptions {
   budgetBytes: number;
   /**
    * Bytes [start, end) of `file`'s revision from the network (client.readRange), into `into`
-   * when the fetcher can (a pooled buffer); what it returns is what is used.
+   * when the fetcher can (a pooled buffer); what it returns is what is used. `signal` aborts at
+   * close(): a fetch riding out an outage (or stalled) must not hold the close up.
    */
-  fetch: (file: FileRef, start: number, end: number, into?: Buffer) => Promise<Buffer>;
+  fetch: (file: FileRef, start: number, end: number, into: Buffer | undefined, signal: AbortSignal) => Promise<Buffer>;
   /** Concurrent fetches (SREGISTRY_PYTHON_THREADS). */
   maxInFlight: number;
   removeDirOnClose?: boolean;
@@ -88,6 +89,8 @@ export class BlockCache implements BlockCachePort {
   private flushTimer: NodeJS.Timeout | undefined;
   private timer: NodeJS.Timeout | undefined;
   private lastWriteErrorLogMs = -Infinity;
+  /** Aborted at close: fetches in flight stop at once instead of waiting out their deadline. */
+  private readonly fetchAbort = new AbortController();
 
   static async open(opts: BlockCacheOptions): Promise<BlockCache> {
     if (!Number.isSafeInteger(opts.budgetBytes) || opts.budgetBytes < 0) throw new RangeError(`budgetBytes must be a non-negative integer, not ${opts.budgetBytes}`);
@@ -250,7 +253,7 @@ export class BlockCache implements BlockCachePort {
       await ticket.ready;
       const { start, end } = blockRange(file.size, b);
       buf = this.buffers.acquire();
-      const data = await this.opts.fetch(file, start, end, buf);
+      const data = await this.opts.fetch(file, start, end, buf, this.fetchAbort.signal);
       if (!Buffer.isBuffer(data) || data.length !== end - start) {
         throw new CacheError('bad_fetch', `fetching bytes ${start}-${end} of rev ${file.rev} returned ${Buffer.isBuffer(data) ? data.length : typeof data} bytes`);
       }
@@ -262,6 +265,7 @@ export class BlockCache implements BlockCachePort {
       this.mismatches.delete(file.rev);
       throw new CacheError('corrupt', `rev ${file.rev} (${file.id}) did not match its content_hash twice in a row`);
     } catch (e) {
+      if (this.fetchAbort.signal.aborted) throw new CacheError('closed', 'the block cache is closed', { cause: e });
       if (!(e instanceof CacheError && e.code === 'closed')) this.log(`cache: block ${b} of rev ${file.rev}: ${(e as Error).message}`);
       throw e;
     } finally {
@@ -524,6 +528,7 @@ export class BlockCache implements BlockCachePort {
 
   private async shutDown(): Promise<void> {
     this.closed = true;
+    this.fetchAbort.abort();
     this.slots.close();
     this.diskSlots.close();
     clearInterval(this.timer);

@@ -38,8 +38,9 @@
  *   block per MiB the run has read, and never beyond what the budget holds. Missing blocks in
  *   the window are fetched; blocks kept from an earlier session are digested ahead of the
  *   reader. Other reads touch only their blocks.
- * - close() fails queued fetches, waits for reads, adopts and running fetches, writes the index,
- *   and with `removeDirOnClose` removes `dir`.
+ * - close() fails queued fetches, aborts running ones (their signal: a fetch riding out an
+ *   outage must not hold the close up), waits for reads, adopts and the aborted fetches to
+ *   settle, writes the index, and with `removeDirOnClose` removes `dir`.
  */
 export { BlockCache, type BlockCacheOptions } from './block-cache.js';
 export { BLOCK_BYTES } from './blocks.js';

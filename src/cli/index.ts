@@ -5,6 +5,7 @@
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { OPTIONS } from '../config/index.js';
 import { emulatorCommand } from './emulator.js';
 import { backendCommand } from './commands/backend.js';
 import { shellCommand } from './commands/shell.js';
@@ -21,7 +22,13 @@ import {
   shareCommand,
 } from './commands/registry.js';
 
-await yargs(hideBin(process.argv))
+const cli = yargs(hideBin(process.argv));
+// Settings of the config table that have a flag (the same value as their variable, stronger).
+for (const o of OPTIONS) {
+  if ('flag' in o) cli.option(o.flag, { type: 'string', global: true, describe: `${o.help} [${o.env}]` });
+}
+
+await cli
   .scriptName('sreg')
   .usage('$0 <command> [options]')
   .option('quiet', { type: 'boolean', default: false, global: true, describe: 'print only results (no banner, no progress)' })

@@ -3,6 +3,7 @@
  * everything, and turns any failure into one `ERROR …` line and an exit code (errors.ts).
  */
 import { Session } from '../app/session.js';
+import { flagsAsEnv } from '../config/index.js';
 import { describe } from './errors.js';
 import { consoleOutput } from './output.js';
 
@@ -17,6 +18,8 @@ export async function run(args: GlobalArgs, fn: (s: Session) => unknown): Promis
   const out = consoleOutput({ quiet: (args.quiet ?? false) || (args.json ?? false), debug: args.debug ?? false });
   let session: Session | undefined;
   try {
+    // Flags of the config table stand for their variables, here and in a mount's daemon.
+    Object.assign(process.env, flagsAsEnv(args as Record<string, unknown>));
     session = Session.fromEnv(process.env, out);
     await fn(session);
   } catch (e) {

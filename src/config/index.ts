@@ -32,6 +32,10 @@ export interface Config {
   readonly runtimeDir: string | undefined;
   /** The extension of a new image in Dropbox: `.simg` (the seed's) or `.sif` (sregistry 0.2.39's). */
   readonly imageExtension: '.simg' | '.sif';
+  /** Connect, response-header and idle-body timeout of every Dropbox request. */
+  readonly timeoutMs: number;
+  /** How long a read through the mount rides out an outage before it fails with EIO. */
+  readonly readDeadlineMs: number;
   /** Where each credential came from, for `backend status` and errors (never the value). */
   readonly sources: Readonly<Record<string, 'env' | 'secrets' | 'default'>>;
 }
@@ -42,15 +46,16 @@ type Secrets = { SREGISTRY_CLIENT?: unknown; dropbox?: Record<string, unknown> }
 interface Option<K extends keyof Config> {
   key: K;
   env: string;
-  /** Key inside the secrets file's "dropbox" object, for credentials. */
+  /** Key inside the secrets file's "dropbox" object, for credentials and network settings. */
   secret?: string;
+  /** A global command-line flag (`--name`) that overrides the environment. */
+  flag?: string;
   default: (env: Env) => Config[K];
   parse: (text: string, env: string) => Config[K];
   help: string;
 }
 
 const home = (env: Env): string => env.HOME ?? os.homedir();
-const text = (t: string): string => t;
 const dir = (t: string): string => path.resolve(t.replace(/^~(?=$|\/)/, os.homedir()));
 
 function endpointUrl(t: string, name: string): string {
@@ -87,12 +92,34 @@ function imageExtension(t: string, name: string): '.simg' | '.sif' {
   return `.${e}`;
 }
 
+/** A token as read from a CRLF file or a copy-paste: surrounding whitespace goes; an inner control character is an error that never shows the token. */
+function token(t: string, name: string): string {
+  const v = t.trim();
+  if (v === '') throw new ConfigError(`${name} is empty (only whitespace)`);
+  const at = [...v].findIndex((c) => c.charCodeAt(0) <= 0x20 || (c.charCodeAt(0) >= 0x7f && c.charCodeAt(0) <= 0x9f));
+  if (at >= 0) {
+    const code = [...v][at]!.charCodeAt(0);
+    const what = code === 0x20 ? 'a space' : `a control character (U+${code.toString(16).toUpperCase().padStart(4, '0')})`;
+    throw new ConfigError(`${name} contains ${what} at position ${at + 1} of ${[...v].length}: copy the token again without it`);
+  }
+  return v;
+}
+
+/** Seconds (decimals allowed, e.g. 0.5) → milliseconds. */
+function seconds(min: number, max: number) {
+  return (t: string, name: string): number => {
+    const n = Number(t.trim());
+    if (t.trim() === '' || !Number.isFinite(n) || n < min || n > max) throw new ConfigError(`${name} must be a number of seconds from ${min} to ${max}, got '${t}'`);
+    return Math.round(n * 1000);
+  };
+}
+
 /** The table. Order is the order `sreg backend status` shows. */
 export const OPTIONS = [
-  { key: 'accessToken', env: 'SREGISTRY_DROPBOX_TOKEN', secret: 'SREGISTRY_DROPBOX_TOKEN', default: () => undefined, parse: text, help: 'Dropbox access token' },
-  { key: 'refreshToken', env: 'SREGISTRY_DROPBOX_REFRESH_TOKEN', secret: 'SREGISTRY_DROPBOX_REFRESH_TOKEN', default: () => undefined, parse: text, help: 'Dropbox refresh token (from `sreg backend login dropbox`)' },
-  { key: 'appKey', env: 'SREGISTRY_DROPBOX_APP_KEY', secret: 'SREGISTRY_DROPBOX_APP_KEY', default: () => undefined, parse: text, help: 'the Dropbox app key (needed with a refresh token)' },
-  { key: 'appSecret', env: 'SREGISTRY_DROPBOX_APP_SECRET', secret: 'SREGISTRY_DROPBOX_APP_SECRET', default: () => undefined, parse: text, help: 'the Dropbox app secret (not for PKCE apps)' },
+  { key: 'accessToken', env: 'SREGISTRY_DROPBOX_TOKEN', secret: 'SREGISTRY_DROPBOX_TOKEN', default: () => undefined, parse: token, help: 'Dropbox access token' },
+  { key: 'refreshToken', env: 'SREGISTRY_DROPBOX_REFRESH_TOKEN', secret: 'SREGISTRY_DROPBOX_REFRESH_TOKEN', default: () => undefined, parse: token, help: 'Dropbox refresh token (from `sreg backend login dropbox`)' },
+  { key: 'appKey', env: 'SREGISTRY_DROPBOX_APP_KEY', secret: 'SREGISTRY_DROPBOX_APP_KEY', default: () => undefined, parse: token, help: 'the Dropbox app key (needed with a refresh token)' },
+  { key: 'appSecret', env: 'SREGISTRY_DROPBOX_APP_SECRET', secret: 'SREGISTRY_DROPBOX_APP_SECRET', default: () => undefined, parse: token, help: 'the Dropbox app secret (not for PKCE apps)' },
   { key: 'endpoint', env: 'SREGISTRY_DROPBOX_ENDPOINT', default: () => undefined, parse: endpointUrl, help: 'send Dropbox requests here instead (the emulator)' },
   { key: 'databaseDir', env: 'SREGISTRY_DATABASE', default: (e: Env) => path.join(home(e), '.singularity'), parse: dir, help: 'folder of sregistry.db' },
   { key: 'storageDir', env: 'SREGISTRY_STORAGE', default: (e: Env) => path.join(home(e), '.singularity', 'shub'), parse: dir, help: 'where pull stores images' },
@@ -101,8 +128,40 @@ export const OPTIONS = [
   { key: 'cacheDir', env: 'SINGULARITY_CACHEDIR', default: (e: Env) => path.join(home(e), '.singularity'), parse: dir, help: 'root of the block cache and upload spool' },
   { key: 'logMaxBytes', env: 'SREG_LOG_MAX_BYTES', default: () => 10 * 1024 * 1024, parse: byteSize, help: 'a mount log is rotated past this size (one old copy kept)' },
   { key: 'runtimeDir', env: 'XDG_RUNTIME_DIR', default: () => undefined, parse: dir, help: "the mount's control socket goes in $XDG_RUNTIME_DIR/sreg (else in the cache folder)" },
+  {
+    key: 'timeoutMs',
+    env: 'SREGISTRY_DROPBOX_TIMEOUT',
+    secret: 'SREGISTRY_DROPBOX_TIMEOUT',
+    flag: 'dropbox-timeout',
+    default: () => 30_000,
+    parse: seconds(0.1, 3600),
+    help: 'seconds a Dropbox request may take to connect, to start answering, or between two pieces of its answer (default 30); a stalled request is retried, at most 3 times',
+  },
+  {
+    key: 'readDeadlineMs',
+    env: 'SREGISTRY_READ_DEADLINE',
+    secret: 'SREGISTRY_READ_DEADLINE',
+    flag: 'read-deadline',
+    default: () => 60_000,
+    parse: seconds(0, 86400),
+    help: 'seconds a read through the mount waits out a network or Dropbox outage before it fails with EIO (default 60)',
+  },
   { key: 'disableCache', env: 'SINGULARITY_DISABLE_CACHE', default: () => false, parse: () => true, help: 'cache in a temporary folder removed at exit' },
 ] as const satisfies readonly Option<keyof Config>[];
+
+/**
+ * Global flags of the table (`--dropbox-timeout 5`) as the environment variables they stand for:
+ * the CLI lays them over the environment, so a mount's daemon inherits them too.
+ */
+export function flagsAsEnv(args: Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const o of OPTIONS) {
+    if (!('flag' in o)) continue;
+    const v = args[o.flag];
+    if ((typeof v === 'string' && v !== '') || typeof v === 'number') out[o.env] = String(v);
+  }
+  return out;
+}
 
 export function secretsPath(env: Env): string {
   const p = env.SREGISTRY_CLIENT_SECRETS;
@@ -139,7 +198,8 @@ export function loadConfig(env: Env): Config {
   const sources: Record<string, 'env' | 'secrets' | 'default'> = {};
   for (const o of OPTIONS) {
     const fromEnv = env[o.env];
-    const fromSecrets = 'secret' in o ? dropbox[o.secret] : undefined;
+    const raw = 'secret' in o ? dropbox[o.secret] : undefined;
+    const fromSecrets = typeof raw === 'number' ? String(raw) : raw;
     if (fromEnv !== undefined && fromEnv !== '') {
       out[o.key] = o.parse(fromEnv, o.env);
       sources[o.key] = 'env';

@@ -21,6 +21,8 @@ export class TokenSource {
   private token: string | undefined;
   private expiresAtMs = Infinity;
   private inflight: Promise<string> | undefined;
+  /** How long before expiry a token is replaced: 5 minutes, or half of a short-lived token's life. */
+  private earlyMs = EARLY_REFRESH_MS;
 
   constructor(
     private readonly creds: Credentials,
@@ -43,7 +45,7 @@ export class TokenSource {
   }
 
   async get(): Promise<string> {
-    if (this.token && (!this.canRefresh || this.nowMs() < this.expiresAtMs - EARLY_REFRESH_MS)) return this.token;
+    if (this.token && (!this.canRefresh || this.nowMs() < this.expiresAtMs - this.earlyMs)) return this.token;
     return this.refresh();
   }
 
@@ -96,7 +98,9 @@ export class TokenSource {
       throw new RemoteError('auth', 'oauth2/token', `the refresh token was refused (${why}): run \`sreg backend login dropbox\` again`, { status: res.status });
     }
     this.token = body.access_token;
-    this.expiresAtMs = this.nowMs() + (body.expires_in ?? 14400) * 1000;
+    const lifeMs = (body.expires_in ?? 14400) * 1000;
+    this.earlyMs = Math.min(EARLY_REFRESH_MS, lifeMs / 2);
+    this.expiresAtMs = this.nowMs() + lifeMs;
     return this.token;
   }
 }

@@ -11,10 +11,10 @@ import { Dropbox, DropboxAuth } from 'dropbox';
 import { TokenSource, type Credentials } from './auth.js';
 import { downloadRanges, fetchRange } from './download.js';
 import { endpointFetch, type FetchLike } from './endpoint.js';
-import { fromHttp, localError, RemoteError } from './errors.js';
+import { describeBody, fromHttp, localError, notTheApi, RemoteError } from './errors.js';
 import { Transport } from './http.js';
 import { DEFAULT_RETRY, withRetries, type RetryOptions } from './retry.js';
-import { uploadFile, type CommitInfo, type RawFileMetadata } from './upload.js';
+import { SINGLE_REQUEST_MAX_BYTES, uploadFile, type CommitInfo, type RawFileMetadata } from './upload.js';
 
 export type { CommitInfo, RawFileMetadata };
 
@@ -23,6 +23,8 @@ export interface ClientOptions extends Credentials {
   endpoint?: string;
   /** Parallel transfer workers (SREGISTRY_PYTHON_THREADS). */
   workers: number;
+  /** Connect, response-header and idle-body timeout of every request (SREGISTRY_DROPBOX_TIMEOUT). */
+  timeoutMs?: number;
   retry?: Partial<RetryOptions>;
   /** For --debug: one line per retry. */
   log?: (line: string) => void;
@@ -68,6 +70,13 @@ export interface TransferOptions {
 
 type Raw = Record<string, unknown>;
 
+/** Does `value` have every path in `fields` (`name/display_name`; and is it an object at all)? */
+function hasFields(value: unknown, fields: readonly string[]): boolean {
+  if (value === null && fields.length === 0) return true; // a void route's `null`
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  return fields.every((f) => f.split('/').reduce<unknown>((v, k) => (v !== null && typeof v === 'object' ? (v as Raw)[k] : undefined), value) !== undefined);
+}
+
 export function toMeta(raw: Raw, kind?: Meta['kind']): Meta {
   const tag = (kind ?? raw['.tag']) as Meta['kind'];
   const base = { name: String(raw.name), pathLower: String(raw.path_lower), pathDisplay: String(raw.path_display) };
@@ -94,12 +103,12 @@ export class DropboxClient {
   private readonly fetch: FetchLike;
 
   constructor(readonly opts: ClientOptions) {
-    this.fetch = endpointFetch(opts.endpoint);
+    this.fetch = endpointFetch(opts.endpoint, opts.timeoutMs);
     this.tokens = new TokenSource(opts, this.fetch);
     // The SDK gets only the current access token: refreshing is ours (single flight, on 401 too).
     this.sdkAuth = new DropboxAuth({ fetch: this.fetch });
     this.sdk = new Dropbox({ auth: this.sdkAuth, fetch: this.fetch });
-    this.transport = new Transport(opts.endpoint, opts.workers + 2);
+    this.transport = new Transport(opts.endpoint, opts.workers + 2, opts.timeoutMs);
     this.retry = {
       ...DEFAULT_RETRY,
       ...opts.retry,
@@ -113,14 +122,19 @@ export class DropboxClient {
     this.transport.close();
   }
 
-  /** An RPC call through the SDK, with the policy. */
-  private rpc<T>(route: string, call: (dbx: Dropbox) => Promise<{ result: unknown }>, signal?: AbortSignal): Promise<T> {
+  /**
+   * An RPC call through the SDK, with the policy. The answer must be a JSON object with
+   * `fields` (paths like `name/display_name`): anything else (HTML, broken JSON) is "not the API", never a TypeError.
+   */
+  private rpc<T>(route: string, call: (dbx: Dropbox) => Promise<{ result: unknown }>, fields: readonly string[] = [], signal?: AbortSignal): Promise<T> {
     return withRetries(
       route,
       async (attempt) => {
         attempt.token = await this.tokens.get();
         this.sdkAuth.setAccessToken(attempt.token);
-        return (await call(this.sdk)).result as T;
+        const result = (await call(this.sdk)).result;
+        if (!hasFields(result, fields)) throw notTheApi(route, describeBody(result), this.transport.label);
+        return result as T;
       },
       { ...this.retry, signal },
     );
@@ -128,13 +142,27 @@ export class DropboxClient {
 
   async currentAccount(): Promise<{ accountId: string; displayName: string; email: string }> {
     const r = await this.rpc<{ account_id: string; name: { display_name: string }; email: string }>('users/get_current_account', (d) =>
-      d.usersGetCurrentAccount(),
+      d.usersGetCurrentAccount(), ['account_id', 'name/display_name'],
     );
     return { accountId: r.account_id, displayName: r.name.display_name, email: r.email };
   }
 
+  /** Fails with insufficient_space when `size` bytes cannot fit in the account's free space. */
+  async checkSpace(dropboxPath: string, size: number): Promise<void> {
+    const { usedBytes, allocatedBytes } = await this.spaceUsage();
+    if (allocatedBytes <= 0) return; // unknown allocation (team space without a limit): let Dropbox decide
+    const freeBytes = Math.max(0, allocatedBytes - usedBytes);
+    if (size <= freeBytes) return;
+    const gb = (n: number): string => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : `${(n / 1e6).toFixed(1)} MB`);
+    throw new RemoteError(
+      'insufficient_space',
+      'users/get_space_usage',
+      `not enough space in Dropbox for ${dropboxPath}: it needs ${gb(size)}, ${gb(freeBytes)} of ${gb(allocatedBytes)} is free (nothing was sent)`,
+    );
+  }
+
   async spaceUsage(): Promise<{ usedBytes: number; allocatedBytes: number }> {
-    const r = await this.rpc<{ used: number; allocation: { allocated?: number } }>('users/get_space_usage', (d) => d.usersGetSpaceUsage());
+    const r = await this.rpc<{ used: number; allocation: { allocated?: number } }>('users/get_space_usage', (d) => d.usersGetSpaceUsage(), ['used', 'allocation']);
     return { usedBytes: r.used, allocatedBytes: r.allocation.allocated ?? 0 };
   }
 
@@ -146,7 +174,7 @@ export class DropboxClient {
 
   private async rawMetadata(p: string): Promise<Raw | undefined> {
     try {
-      return await this.rpc<Raw>('files/get_metadata', (d) => d.filesGetMetadata({ path: p }));
+      return await this.rpc<Raw>('files/get_metadata', (d) => d.filesGetMetadata({ path: p }), ['.tag', 'path_lower']);
     } catch (e) {
       if (e instanceof RemoteError && e.code === 'not_found') return undefined;
       throw e;
@@ -155,14 +183,14 @@ export class DropboxClient {
 
   async listFolder(p: string, recursive: boolean, limit?: number): Promise<ListPage> {
     const r = await this.rpc<{ entries: Raw[]; cursor: string; has_more: boolean }>('files/list_folder', (d) =>
-      d.filesListFolder({ path: p, recursive, ...(limit ? { limit } : {}) }),
+      d.filesListFolder({ path: p, recursive, ...(limit ? { limit } : {}) }), ['entries', 'cursor', 'has_more'],
     );
     return { entries: r.entries.map((e) => toMeta(e)), cursor: r.cursor, hasMore: r.has_more };
   }
 
   async listContinue(cursor: string): Promise<ListPage> {
     const r = await this.rpc<{ entries: Raw[]; cursor: string; has_more: boolean }>('files/list_folder/continue', (d) =>
-      d.filesListFolderContinue({ cursor }),
+      d.filesListFolderContinue({ cursor }), ['entries', 'cursor', 'has_more'],
     );
     return { entries: r.entries.map((e) => toMeta(e)), cursor: r.cursor, hasMore: r.has_more };
   }
@@ -180,7 +208,7 @@ export class DropboxClient {
 
   async latestCursor(p: string, recursive: boolean): Promise<string> {
     const r = await this.rpc<{ cursor: string }>('files/list_folder/get_latest_cursor', (d) =>
-      d.filesListFolderGetLatestCursor({ path: p, recursive }),
+      d.filesListFolderGetLatestCursor({ path: p, recursive }), ['cursor'],
     );
     return r.cursor;
   }
@@ -199,6 +227,8 @@ export class DropboxClient {
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify({ cursor, timeout: timeoutSec }),
           signal: signal as never,
+          // It waits by design: up to `timeout` plus Dropbox's jitter of up to 90 s, then our own timeout.
+          timeout: (timeoutSec + 90) * 1000 + (this.opts.timeoutMs ?? 30_000),
         });
         const text = await res.text();
         let body: unknown = text;
@@ -208,6 +238,7 @@ export class DropboxClient {
           /* plain-text error */
         }
         if (!res.ok) throw fromHttp(route, res.status, body, res.headers.get('retry-after'));
+        if (!hasFields(body, ['changes'])) throw notTheApi(route, describeBody(body), this.transport.label);
         return body as { changes: boolean; backoff?: number };
       },
       { ...this.retry, signal },
@@ -216,24 +247,24 @@ export class DropboxClient {
   }
 
   async delete(p: string): Promise<Meta> {
-    const r = await this.rpc<{ metadata: Raw }>('files/delete_v2', (d) => d.filesDeleteV2({ path: p }));
+    const r = await this.rpc<{ metadata: Raw }>('files/delete_v2', (d) => d.filesDeleteV2({ path: p }), ['metadata']);
     return toMeta(r.metadata);
   }
 
   async move(from: string, to: string): Promise<Meta> {
-    const r = await this.rpc<{ metadata: Raw }>('files/move_v2', (d) => d.filesMoveV2({ from_path: from, to_path: to }));
+    const r = await this.rpc<{ metadata: Raw }>('files/move_v2', (d) => d.filesMoveV2({ from_path: from, to_path: to }), ['metadata']);
     return toMeta(r.metadata);
   }
 
   async createFolder(p: string): Promise<FolderMeta> {
-    const r = await this.rpc<{ metadata: Raw }>('files/create_folder_v2', (d) => d.filesCreateFolderV2({ path: p }));
+    const r = await this.rpc<{ metadata: Raw }>('files/create_folder_v2', (d) => d.filesCreateFolderV2({ path: p }), ['metadata']);
     return toMeta(r.metadata, 'folder') as FolderMeta;
   }
 
   /** The shared link of a path: a new one, or the one that already exists. */
   async shareLink(p: string): Promise<string> {
     try {
-      const r = await this.rpc<{ url: string }>('sharing/create_shared_link_with_settings', (d) => d.sharingCreateSharedLinkWithSettings({ path: p }));
+      const r = await this.rpc<{ url: string }>('sharing/create_shared_link_with_settings', (d) => d.sharingCreateSharedLinkWithSettings({ path: p }), ['url']);
       return r.url;
     } catch (e) {
       if (!(e instanceof RemoteError) || e.tags[0] !== 'shared_link_already_exists') throw e;
@@ -246,7 +277,7 @@ export class DropboxClient {
   /** URLs of links to exactly `p` (directOnly) or to it and its ancestors. */
   async listSharedLinks(p: string, directOnly: boolean): Promise<string[]> {
     const r = await this.rpc<{ links: { url: string; path_lower?: string }[] }>('sharing/list_shared_links', (d) =>
-      d.sharingListSharedLinks({ path: p, direct_only: directOnly }),
+      d.sharingListSharedLinks({ path: p, direct_only: directOnly }), ['links'],
     );
     return r.links.map((l) => l.url);
   }
@@ -310,12 +341,19 @@ export class DropboxClient {
   }
 
   /** Bytes [start, end) of a revision (`rev:…` or a path), in memory: for one cache block. */
-  readRange(source: string, start: number, end: number, o: { signal?: AbortSignal; into?: Buffer } = {}): Promise<Buffer> {
-    return fetchRange({ transport: this.transport, token: () => this.tokens.get(), retry: this.retry, source, start, end, ...o });
+  /** With `deadlineMs`, an outage (unreachable, stalled, 5xx) is ridden out until then (reads through the mount). */
+  readRange(source: string, start: number, end: number, o: { signal?: AbortSignal; into?: Buffer; deadlineMs?: number } = {}): Promise<Buffer> {
+    const retry = o.deadlineMs === undefined ? this.retry : { ...this.retry, deadlineMs: o.deadlineMs };
+    return fetchRange({ transport: this.transport, token: () => this.tokens.get(), retry, source, start, end, signal: o.signal, into: o.into });
   }
 
-  /** Uploads a local file of `size` bytes to `commit.path`. */
+  /**
+   * Uploads a local file of `size` bytes to `commit.path`. A file that needs an upload session
+   * is first checked against the account's free space (users/get_space_usage): one that cannot
+   * fit fails at once, not after all its bytes were sent.
+   */
   async upload(file: string, size: number, commit: CommitInfo, o: TransferOptions = {}): Promise<FileMeta> {
+    if (size > SINGLE_REQUEST_MAX_BYTES) await this.checkSpace(commit.path, size);
     const raw = await uploadFile({
       transport: this.transport,
       token: () => this.tokens.get(),

@@ -4,16 +4,28 @@
  * requests are sent there instead, path and query kept, with the original host forwarded in
  * `X-Sreg-Dropbox-Host` so the emulator can check that each route was called on its own host.
  *
- * The returned function behaves like node-fetch v2 (the SDK calls `res.buffer()`).
+ * The returned function behaves like node-fetch v2 (the SDK calls `res.buffer()`). Every request
+ * gets node-fetch's `timeout` (connect + headers + body of these small JSON answers), unless the
+ * caller sets its own (the longpoll, which waits by design): a stalled RPC call fails with a
+ * FetchError of type request-timeout or body-timeout, which the retry policy treats as a stall.
  */
 import nodeFetch, { Headers, type RequestInfo, type RequestInit, type Response } from 'node-fetch';
+import { StallError } from './errors.js';
 
 export const DROPBOX_HOST_HEADER = 'x-sreg-dropbox-host';
 
 export type FetchLike = (url: RequestInfo, init?: RequestInit) => Promise<Response>;
 
-export function endpointFetch(endpoint: string | undefined): FetchLike {
-  if (!endpoint) return nodeFetch;
+export function endpointFetch(endpoint: string | undefined, timeoutMs = 30_000): FetchLike {
+  /** node-fetch's timeout, and its "no answer yet" failure named as the stall it is. */
+  const send = (url: RequestInfo, init: RequestInit): Promise<Response> => {
+    const ms = init.timeout || timeoutMs;
+    return nodeFetch(url, { ...init, timeout: ms }).catch((e: unknown) => {
+      if ((e as { type?: string }).type === 'request-timeout') throw new StallError('headers', ms, { cause: e });
+      throw e;
+    });
+  };
+  if (!endpoint) return (url, init = {}) => send(url, init);
   const base = new URL(endpoint);
   if (base.protocol !== 'http:' && base.protocol !== 'https:') {
     throw new Error(`endpoint must be an http:// or https:// URL, got ${base.protocol}`);
@@ -25,6 +37,6 @@ export function endpointFetch(endpoint: string | undefined): FetchLike {
     target.host = base.host;
     const headers = new Headers(init.headers);
     headers.set(DROPBOX_HOST_HEADER, originalHost);
-    return nodeFetch(target.toString(), { ...init, headers });
+    return send(target.toString(), { ...init, headers });
   };
 }

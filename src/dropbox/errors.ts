@@ -71,7 +71,55 @@ export function tagChain(value: unknown): string[] {
   return [tag];
 }
 
+/** Where a request stalled: no connection, no answer (headers), or a pause inside the answer body. */
+export type StallPhase = 'connect' | 'headers' | 'body';
+
+const PHASE_WORDS: Record<StallPhase, string> = {
+  connect: 'did not accept the connection',
+  headers: 'did not start answering',
+  body: 'stopped sending its answer',
+};
+
+/** A request that stalled past the timeout (SREGISTRY_DROPBOX_TIMEOUT): a network error, retried a few times. */
+export class StallError extends Error {
+  override readonly name = 'StallError';
+  readonly code = 'SREG_STALLED';
+  constructor(
+    readonly phase: StallPhase,
+    readonly timeoutMs: number,
+    options?: { cause?: unknown },
+  ) {
+    super(`${PHASE_WORDS[phase]} within ${timeoutMs / 1000} s`, options);
+  }
+}
+
+export function isStall(e: unknown): boolean {
+  const err = e as { code?: string; type?: string; cause?: unknown };
+  if (!err || typeof err !== 'object') return false;
+  if (err.code === 'SREG_STALLED' || err.type === 'request-timeout' || err.type === 'body-timeout') return true;
+  return err.cause !== undefined && err.cause !== e && isStall(err.cause);
+}
+
+/** An answer that is not Dropbox's API (a captive portal's HTML, a proxy's page, broken JSON, missing fields). */
+export function notTheApi(route: string, what: string, endpointLabel = 'Dropbox'): RemoteError {
+  const who = endpointLabel === 'Dropbox' ? 'Dropbox' : `Dropbox (${endpointLabel})`;
+  return new RemoteError('api', route, `${who} answered something that is not the API (${route}: ${what})`);
+}
+
+/** A short, printable description of an unexpected answer body. */
+export function describeBody(body: unknown): string {
+  if (typeof body === 'string') {
+    const t = body.trim();
+    if (t === '') return 'an empty answer';
+    if (/^<(!doctype|html)/i.test(t)) return 'an HTML page';
+    return `'${t.slice(0, 40).replace(/[^\x20-\x7e]/g, '?')}${t.length > 40 ? '…' : ''}' is not JSON`;
+  }
+  if (body === null || typeof body !== 'object') return `${JSON.stringify(body)} is not a JSON object`;
+  return 'JSON without the expected fields';
+}
+
 const NETWORK_CODES = new Set([
+  'SREG_STALLED',
   'ECONNRESET',
   'ECONNREFUSED',
   'ETIMEDOUT',
@@ -155,6 +203,12 @@ export function classify(route: string, e: unknown, endpointLabel = 'Dropbox'): 
   const sdk = e as { status?: unknown; error?: unknown; headers?: { get?: (k: string) => string | null } };
   if (typeof sdk?.status === 'number') {
     return fromHttp(route, sdk.status, sdk.error, sdk.headers?.get?.('retry-after'));
+  }
+  if (isStall(e)) {
+    const type = (e as { type?: string }).type ?? (e as { cause?: { type?: string } }).cause?.type;
+    const why = e instanceof StallError ? e.message : type === 'body-timeout' ? 'stopped sending its answer in time' : 'did not start answering in time';
+    const who = endpointLabel === 'Dropbox' ? 'Dropbox' : `Dropbox (${endpointLabel})`;
+    return new RemoteError('network', route, `${who} ${why} during ${route}`, { cause: e });
   }
   if (isNetworkError(e)) {
     const code = (e as { code?: string }).code ?? (e as { cause?: { code?: string } }).cause?.code;

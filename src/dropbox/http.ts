@@ -2,12 +2,18 @@
  * Plain HTTP for the content routes (ranged downloads and uploads stream; the SDK buffers
  * whole bodies). Keep-alive agents, one per scheme, sized for the transfer workers; requests
  * go to the endpoint when one is set (tests, the emulator), else to Dropbox's content host.
+ *
+ * Nothing waits forever: every request has one idle timer (`timeoutMs`) on its socket, armed
+ * from the moment it is queued: no connection, no response headers (after the body was sent),
+ * or no byte of the answer for that long fails the request with a StallError naming the
+ * phase, which the retry policy retries a few times. (undici was considered and not tried:
+ * the timers were all that was missing here; a switch would need its own measurement.)
  */
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
 import { DROPBOX_HOST_HEADER } from './endpoint.js';
-import { fromHttp, RemoteError } from './errors.js';
+import { describeBody, fromHttp, notTheApi, RemoteError, StallError, type StallPhase } from './errors.js';
 
 const CONTENT_HOST = 'content.dropboxapi.com';
 
@@ -30,7 +36,12 @@ export class Transport {
   private readonly agent: http.Agent;
   private readonly viaEndpoint: boolean;
 
-  constructor(endpoint: string | undefined, maxSockets: number) {
+  constructor(
+    endpoint: string | undefined,
+    maxSockets: number,
+    /** Connect, response-header and idle-body timeout. */
+    readonly timeoutMs = 30_000,
+  ) {
     this.viaEndpoint = endpoint !== undefined;
     this.base = new URL(endpoint ?? `https://${CONTENT_HOST}`);
     const Agent = this.base.protocol === 'https:' ? https.Agent : http.Agent;
@@ -55,11 +66,25 @@ export class Transport {
       headers['content-length'] = r.body.length;
     }
     return new Promise((resolve, reject) => {
-      const req = lib.request(
-        new URL(`/2/${r.route}`, this.base),
-        { method: 'POST', headers, agent: this.agent, signal: r.signal },
-        resolve,
-      );
+      let phase: StallPhase = 'connect';
+      let response: IncomingMessage | undefined;
+      const req = lib.request(new URL(`/2/${r.route}`, this.base), { method: 'POST', headers, agent: this.agent, signal: r.signal }, (res) => {
+        phase = 'body';
+        response = res;
+        // Past the answer's end the socket goes back to the pool: its idle timer is ours no more.
+        res.once('end', () => req.setTimeout(0));
+        resolve(res);
+      });
+      req.setTimeout(this.timeoutMs, () => {
+        if (response?.complete) return;
+        const e = new StallError(phase, this.timeoutMs);
+        response?.destroy(e);
+        req.destroy(e);
+      });
+      req.once('socket', (sock) => {
+        if (!sock.connecting) phase = 'headers';
+        else sock.once('connect', () => (phase = phase === 'connect' ? 'headers' : phase));
+      });
       req.on('error', reject);
       const body = r.body?.stream;
       if (!body) req.end();
@@ -90,11 +115,13 @@ export class Transport {
     return fromHttp(route, res.statusCode ?? 0, body, typeof retryAfter === 'string' ? retryAfter : undefined);
   }
 
-  /** A JSON call on a content route (uploads): the parsed result or a RemoteError. */
+  /** A JSON call on a content route (uploads): the parsed result (a JSON object, or null) or a RemoteError. */
   async json<T>(r: ContentRequest): Promise<T> {
     const res = await this.request(r);
     if (res.statusCode !== 200) throw await Transport.failure(r.route, res);
-    return (await Transport.readBody(res)) as T;
+    const body = await Transport.readBody(res);
+    if (typeof body !== 'object' || Array.isArray(body)) throw notTheApi(r.route, describeBody(body), this.label);
+    return body as T;
   }
 
   close(): void {

@@ -2,10 +2,18 @@
  * The one retry policy every Dropbox call goes through: 5xx and dropped connections back off
  * exponentially with full jitter; 429 and `too_many_write_operations` (both forms) wait what
  * `Retry-After` says (with a little jitter, never less); an expired token is refreshed once and
- * the call retried at once. Anything else fails at once. Bounded: `maxAttempts` tries.
+ * the call retried at once. Anything else fails at once. Bounded: `maxAttempts` tries; a dead
+ * endpoint (refused, no such host) and a stalled one (no answer within the transport's timeout,
+ * StallError or node-fetch's timeouts) get only a few, so a command gives up within about
+ * 3 × SREGISTRY_DROPBOX_TIMEOUT (plus under 2 s of backoff) per call.
+ *
+ * With `deadlineMs` (reads through the mount) the call instead rides out an outage: every
+ * retryable failure, unreachable and stalled included, is tried again with backoff (at most
+ * OUTAGE_MAX_DELAY_MS apart, to notice the recovery soon) until the next try would start past
+ * the deadline; then the last error is thrown.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { classify, LocalError, type RemoteError } from './errors.js';
+import { classify, isStall, LocalError, type RemoteError } from './errors.js';
 
 export interface RetryOptions {
   maxAttempts: number;
@@ -17,11 +25,17 @@ export interface RetryOptions {
   onExpired?: (usedToken: string | undefined) => Promise<void>;
   signal?: AbortSignal;
   endpointLabel?: string;
+  /** Ride out an outage: retry retryable failures until this long after the first try (see above). */
+  deadlineMs?: number;
+  nowMs?: () => number;
 }
 
 export const DEFAULT_RETRY: RetryOptions = { maxAttempts: 8, baseDelayMs: 250, maxDelayMs: 20_000 };
 
 const UNREACHABLE_ATTEMPTS = 3;
+/** Tries of a call whose attempts stall (each one waits a whole timeout). */
+export const STALLED_ATTEMPTS = 3;
+const OUTAGE_MAX_DELAY_MS = 2000;
 
 function isUnreachable(e: unknown): boolean {
   const err = e as { code?: string; cause?: { code?: string } };
@@ -42,6 +56,9 @@ export interface Attempt {
 
 export async function withRetries<T>(route: string, fn: (attempt: Attempt) => Promise<T>, o: RetryOptions = DEFAULT_RETRY): Promise<T> {
   let refreshed = false;
+  let stalls = 0;
+  const now = o.nowMs ?? Date.now;
+  const startedMs = now();
   for (let n = 1; ; n++) {
     const attempt: Attempt = { number: n };
     try {
@@ -55,13 +72,22 @@ export async function withRetries<T>(route: string, fn: (attempt: Attempt) => Pr
         await o.onExpired(attempt.token);
         continue;
       }
-      if (!e.retryable || n >= o.maxAttempts) throw e;
-      // Nothing listening, or no such host: a few quick tries, not a long wait on a dead endpoint.
-      if (isUnreachable(raw) && n >= UNREACHABLE_ATTEMPTS) throw e;
+      if (!e.retryable) throw e;
+      if (isStall(raw)) stalls++;
+      if (o.deadlineMs === undefined) {
+        if (n >= o.maxAttempts) throw e;
+        // Nothing listening, or no such host: a few quick tries, not a long wait on a dead endpoint.
+        if (isUnreachable(raw) && n >= UNREACHABLE_ATTEMPTS) throw e;
+        // Each stalled try cost a whole timeout: a few, then the command says so.
+        if (stalls >= STALLED_ATTEMPTS) throw e;
+      }
       const delay =
         e.opts.retryAfterMs !== undefined
           ? e.opts.retryAfterMs + Math.floor(Math.random() * Math.min(1000, e.opts.retryAfterMs / 4 + 100))
-          : backoffMs(n, o);
+          : o.deadlineMs !== undefined
+            ? backoffMs(n, { baseDelayMs: o.baseDelayMs, maxDelayMs: Math.min(o.maxDelayMs, OUTAGE_MAX_DELAY_MS) })
+            : backoffMs(n, o);
+      if (o.deadlineMs !== undefined && now() + delay - startedMs > o.deadlineMs) throw e;
       o.onRetry?.(e, n, delay);
       await sleep(delay, undefined, { signal: o.signal });
     }

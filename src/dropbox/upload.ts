@@ -82,12 +82,16 @@ async function send<T>(job: UploadJob, route: string, arg: unknown, range: Chunk
   return withRetries(
     route,
     async (attempt) => {
+      // The token first: a refresh is a network round trip, and a read stream made before it
+      // would flow (its progress listener reads) into nothing meanwhile, leaving the request
+      // with a Content-Length and no body (issue 8).
+      attempt.token = await job.token();
       const sent = { n: 0, stopped: false };
       const body = range && range.end > range.start ? streamRange(job, range.start, range.end, sent) : undefined;
       try {
         return await job.transport.json<T>({
           route,
-          token: (attempt.token = await job.token()),
+          token: attempt.token,
           arg,
           body: body ?? { stream: Buffer.alloc(0), length: 0 },
           signal: job.signal,

@@ -2,7 +2,7 @@
  * One API request as the routes see it: its decoded argument, its body (streamed to disk with
  * content_hash, size limit and pacing), and the ways to answer (JSON, or a file's bytes with
  * Range support). Every byte in or out is counted for `/__emulator/stats`, paced to the
- * configured bandwidth, and cut when a `cut` fault asks.
+ * configured bandwidth, and cut when a `cut` fault asks (or held when a `stall` fault asks).
  */
 import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
@@ -30,6 +30,8 @@ export class RequestContext {
   tokenSha = '';
   /** Checks a download's `Dropbox-API-Result` against the specification (server.ts). */
   onResult: (value: unknown) => void = () => undefined;
+  /** Set by a `stall` fault: after this many response-body bytes (-1 = half) send nothing more, keep the connection. */
+  stallAfterBytes: number | undefined;
 
   constructor(
     readonly route: string,
@@ -87,14 +89,34 @@ export class RequestContext {
     }
   }
 
+  /** A `stall` fault before any answer: the request is accepted and never answered; resolves when the client gives up. */
+  stall(): Promise<void> {
+    const sock = this.req.socket;
+    if (sock.destroyed) return Promise.resolve();
+    return new Promise((resolve) => sock.once('close', () => resolve()));
+  }
+
   private meter(totalBytes: number): Transform {
     const pacer = this.pacer();
-    const cut = this.cutAfterBytes === undefined ? Infinity : this.cutAfterBytes < 0 ? Math.floor(totalBytes / 2) : this.cutAfterBytes;
+    const at = (n: number | undefined): number => (n === undefined ? Infinity : n < 0 ? Math.floor(totalBytes / 2) : n);
+    const cut = at(this.cutAfterBytes);
+    const stallAt = at(this.stallAfterBytes);
     let sent = 0;
     const stats = this.control.stats;
     const res = this.res;
     return new Transform({
       transform(chunk: Buffer, _enc, done) {
+        if (sent + chunk.length > stallAt) {
+          // Send what is allowed, then nothing: the headers are out, the body stops, the connection stays.
+          const piece = chunk.subarray(0, Math.max(0, stallAt - sent));
+          stats.bytesSent += piece.length;
+          sent = stallAt;
+          res.write(piece);
+          const sock = res.socket;
+          if (!sock || sock.destroyed) done(new CutError());
+          else sock.once('close', () => done(new CutError()));
+          return;
+        }
         if (sent + chunk.length > cut) {
           const piece = chunk.subarray(0, Math.max(0, cut - sent));
           stats.bytesSent += piece.length;

@@ -16,7 +16,7 @@ export interface Shaping {
   clockOffsetSec: number;
 }
 
-export type FaultKind = '5xx' | '429' | 'write_lock_409' | 'cut' | 'expire_token';
+export type FaultKind = '5xx' | '429' | 'write_lock_409' | 'cut' | 'expire_token' | 'stall';
 
 export interface FaultRule {
   id: number;
@@ -43,7 +43,7 @@ const WRITE_LOCK_ERRORS: Record<string, () => HttpError> = {
   'files/create_folder_v2': () => apiError({ '.tag': 'path', path: { '.tag': 'too_many_write_operations' } }),
 };
 
-const KINDS = new Set<FaultKind>(['5xx', '429', 'write_lock_409', 'cut', 'expire_token']);
+const KINDS = new Set<FaultKind>(['5xx', '429', 'write_lock_409', 'cut', 'expire_token', 'stall']);
 
 export class Control {
   readonly shaping: Shaping;
@@ -80,6 +80,7 @@ export class Control {
     if (r.status !== undefined && !(r.status >= 500 && r.status <= 599)) throw new Error('status must be 5xx');
     if (r.reason !== undefined && r.reason !== 'too_many_requests' && r.reason !== 'too_many_write_operations')
       throw new Error('reason must be too_many_requests or too_many_write_operations');
+    if (r.afterBytes !== undefined && !(Number.isInteger(r.afterBytes) && r.afterBytes >= -1)) throw new Error('afterBytes must be a whole number ≥ 0 (or -1: half the body)');
     const rule: FaultRule = { ...r, kind: r.kind, id: this.nextRuleId++, fired: 0 };
     this.rules.push(rule);
     return rule;
@@ -95,9 +96,10 @@ export class Control {
 
   /**
    * The fault to apply to this request, if any. Error faults come back as an HttpError to
-   * send instead of the answer; `cut` comes back as a byte count after which to drop.
+   * send instead of the answer; `cut` comes back as a byte count after which to drop; `stall`
+   * as `stallAnswer` (never answer) or a byte count of the body after which to stop sending.
    */
-  pickFault(route: string): { error?: HttpError; cutAfterBytes?: number } {
+  pickFault(route: string): { error?: HttpError; cutAfterBytes?: number; stallAnswer?: boolean; stallAfterBytes?: number } {
     for (const rule of this.rules) {
       if (rule.routes && !rule.routes.includes(route)) continue;
       if (rule.kind === 'write_lock_409' && !(route in WRITE_LOCK_ERRORS)) continue;
@@ -119,6 +121,8 @@ export class Control {
           return { error: authError('expired_access_token') };
         case 'cut':
           return { cutAfterBytes: rule.afterBytes ?? -1 };
+        case 'stall':
+          return rule.afterBytes === undefined ? { stallAnswer: true } : { stallAfterBytes: rule.afterBytes };
       }
     }
     return {};

@@ -124,7 +124,9 @@ async function handleApi(state: State, route: string, req: IncomingMessage, res:
     else if (def.auth === 'app') state.auth.checkApp(route, authorization);
     const fault = state.control.pickFault(route);
     if (fault.error) throw fault.error;
+    if (fault.stallAnswer) return await ctx.stall();
     ctx.cutAfterBytes = fault.cutAfterBytes;
+    ctx.stallAfterBytes = fault.stallAfterBytes;
     const arg = await decodeArg(route, def, ctx, url);
     ctx.onResult = (value) => checkAgainstSpec(state, def, 'result', value);
     const result = await def.handle(state, ctx, arg as never);
