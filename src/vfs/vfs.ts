@@ -11,6 +11,7 @@ import { copyFile, open, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { FileMeta, FolderMeta, Meta } from '../dropbox/client.js';
+import { syncDir } from '../upload/spool.js';
 import { bufferFor, readFully } from '../util/read.js';
 import { enoent, VfsError } from './errors.js';
 import type { BlockCachePort, CatalogPort, EntryInfo, FileRef, UploadPort } from './ports.js';
@@ -317,6 +318,7 @@ export class Vfs {
     const h = this.handles.get(id);
     if (!h || h.kind !== 'write' || !h.dirty) return;
     await h.fh.datasync();
+    await syncDir(this.o.spoolDir); // the spool file's name too: the journal row is about to point at it
     this.o.uploads.enqueue(h.path, h.spoolPath, h.size);
     h.dirty = false;
     h.committed = true;
@@ -342,6 +344,24 @@ export class Vfs {
       await h.fh.close();
       if (!h.committed) await unlink(h.spoolPath).catch(() => undefined);
     }
+  }
+
+  /**
+   * A handle the kernel never got (fuse/'s safety timer answered the open or create with EIO
+   * first): closed without journaling anything, its spool file removed, as if never opened.
+   */
+  async discard(id: number): Promise<void> {
+    const h = this.handles.get(id);
+    if (!h) return;
+    this.handles.delete(id);
+    if (h.kind === 'read') {
+      this.o.cache.forget(h.id);
+      await h.spool?.close();
+      return;
+    }
+    if (this.openWrites.get(h.pathLower) === h) this.openWrites.delete(h.pathLower);
+    await h.fh.close();
+    if (!h.committed) await unlink(h.spoolPath).catch(() => undefined);
   }
 
   // ---- namespace ------------------------------------------------------------------------
