@@ -153,7 +153,7 @@ e2eTest('EFBIG: truncate -s 999999999999999 and writes past the largest file Dro
   t.is(open[0]?.openForWriting, 0, 'no write handle left behind by the refused calls');
 });
 
-e2eTest('unsupported: ln and ln -s EPERM, mkfifo and mknod EPERM, fallocate EOPNOTSUPP, readlink EINVAL, rename flags (RENAME_NOREPLACE, RENAME_EXCHANGE) EINVAL; nothing reaches Dropbox', async (t) => {
+e2eTest('unsupported: ln and ln -s EPERM, mkfifo and mknod EPERM, fallocate EOPNOTSUPP (posix_fallocate writes zeros), readlink EINVAL, rename flags (RENAME_NOREPLACE, RENAME_EXCHANGE) EINVAL; nothing reaches Dropbox', async (t) => {
   const data = pseudoRandom(5000, 'unsupported');
   await seeded('/un/a.simg', data);
   await seeded('/un/b.simg', Buffer.from('b'));
@@ -167,6 +167,9 @@ e2eTest('unsupported: ln and ln -s EPERM, mkfifo and mknod EPERM, fallocate EOPN
   t.regex(await fails('mknod', [onMount('/un/pipe'), 'p']), NOT_PERMITTED);
   t.regex(await fails('fallocate', ['-l', '1M', a]), /Operation not supported/);
   t.regex(await fails('fallocate', ['-o', '0', '-l', '100', '--punch-hole', a]), /keep size mode is unsupported/); // util-linux's words for EOPNOTSUPP here
+  // posix_fallocate(3): glibc writes the zeros itself when fallocate(2) says EOPNOTSUPP.
+  const px = await sh('fallocate', ['--posix', '-l', '4096', onMount('/un/zeros')]);
+  t.is(px.code, 0, `fallocate --posix: ${px.stderr}`);
   const rl = await sh('perl', ['-e', 'defined(readlink($ARGV[0])) and exit 0; print 0+$!; exit 1', a]);
   t.is(rl.code, 1);
   t.is(rl.stdout, '22', 'readlink of a file: EINVAL');
@@ -181,8 +184,9 @@ e2eTest('unsupported: ln and ln -s EPERM, mkfifo and mknod EPERM, fallocate EOPN
   const mvn = await sh('mv', ['-n', a, onMount('/un/b.simg')]);
   t.is(mvn.code, 0, mvn.stderr);
   t.is(await sha256sum(a), sha256(data), 'a.simg unchanged');
-  t.deepEqual((await ok('ls', [onMount('/un')])).trim().split('\n'), ['a.simg', 'b.simg']);
-  t.deepEqual(await remoteNames(dbx, '/un'), ['a.simg', 'b.simg']);
+  t.deepEqual((await ok('ls', [onMount('/un')])).trim().split('\n'), ['a.simg', 'b.simg', 'zeros']);
+  await waitForRemote(dbx, '/un/zeros', dropboxHash(Buffer.alloc(4096)));
+  t.deepEqual(await remoteNames(dbx, '/un'), ['a.simg', 'b.simg', 'zeros'], 'nothing else reached Dropbox');
   t.is((await remoteMeta(dbx, '/un/a.simg'))?.content_hash, dropboxHash(data));
 });
 
