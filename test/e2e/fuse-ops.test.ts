@@ -9,7 +9,7 @@
  */
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Dropbox } from 'dropbox';
@@ -86,6 +86,38 @@ e2eTest('fsync: sync FILE and dd conv=fsync succeed, and Dropbox then has the by
   await waitForRemote(dbx, '/fs/dd.simg', dropboxHash(data));
   await waitForRemote(dbx, '/fs/twice.txt', dropboxHash(Buffer.from('one\ntwo\n')));
   t.is(await sha256sum(onMount('/fs/dd.simg')), sha256(data));
+});
+
+e2eTest('a close or an fsync of a written file fsyncs its spool file and the spool folder itself (strace of the mount process)', async (t) => {
+  await ok('mkdir', [onMount('/durable')]);
+  const pid = m.child()?.pid;
+  t.truthy(pid);
+  const trace = path.join(workDir, 'strace.out');
+  // -y shows the path behind each descriptor; -f follows libuv's threads, where the fsyncs run.
+  const strace = spawn('strace', ['-f', '-y', '-qq', '-e', 'trace=fsync,fdatasync', '-o', trace, '-p', String(pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  t.teardown(() => {
+    if (strace.exitCode === null && strace.signalCode === null) strace.kill('SIGKILL');
+  });
+  let attached = '';
+  strace.stderr.on('data', (d: Buffer) => (attached += d.toString()));
+  // strace says nothing once attached (-qq): a traced fsync of a marker file shows it is.
+  await waitFor('strace to attach', async () => {
+    await ok('sh', ['-c', 'echo marker > "$1"', 'sh', onMount('/durable/marker')]);
+    const out = await readFile(trace, 'utf8').catch(() => '');
+    return /fdatasync\(\d+<[^>]*\.spool>\)/.test(out) ? true : undefined;
+  }, 30_000, 200);
+  await writeFile(trace, '');
+  const r = await sh('sh', ['-c', 'echo closed > "$1" && dd if=/dev/zero of="$2" bs=4k count=1 conv=fsync status=none', 'sh', onMount('/durable/c'), onMount('/durable/f')]);
+  t.is(r.code, 0, r.stderr);
+  await new Promise<void>((resolve) => {
+    strace.once('exit', () => resolve());
+    strace.kill('SIGINT');
+  });
+  const calls = (await readFile(trace, 'utf8')).split('\n').filter((l) => /fsync|fdatasync/.test(l));
+  const spoolFiles = calls.filter((l) => /fdatasync\(\d+<[^>]*\/spool\/[^>]*\.spool>\) = 0/.test(l));
+  const spoolDir = calls.filter((l) => /fsync\(\d+<[^>]*\/spool>\) = 0/.test(l));
+  t.true(spoolFiles.length >= 2, `the two spool files were fdatasynced:\n${calls.join('\n')}\n${attached}`);
+  t.true(spoolDir.length >= 2, `the spool folder was fsynced for each:\n${calls.join('\n')}`);
 });
 
 e2eTest('ENAMETOOLONG for a name over 255 bytes on every path call (stat, rm, mv, truncate, touch, mkdir, rmdir, ls, getfattr, chmod), existing or not', async (t) => {
