@@ -14,6 +14,7 @@ import { CacheError } from './errors.js';
 import { IndexDb } from './persist.js';
 import { bufferFor } from '../util/read.js';
 import { BlockBufferPool } from './pool.js';
+import { ReadSink } from './sink.js';
 import { ReadaheadPlanner } from './readahead.js';
 import { FetchSlots, type Priority, type Ticket } from './slots.js';
 import { revVerdict, type Verdict } from './verify.js';
@@ -137,12 +138,13 @@ export class BlockCache implements BlockCachePort {
     return this.track(async () => {
       this.checkOnFirstUse(file);
       const seen = { missed: false };
+      const sink = new ReadSink(`bytes ${offset}-${end} of rev ${file.rev}`, intoGone);
       const parts: Promise<void>[] = [];
       for (let b = Math.floor(offset / BLOCK_BYTES); b * BLOCK_BYTES < end; b++) {
         const base = b * BLOCK_BYTES;
         const from = Math.max(offset, base);
         const to = Math.min(end, base + BLOCK_BYTES);
-        parts.push(this.blockSlice(file, b, from - base, to - base, out.subarray(from - offset, to - offset), seen, intoGone));
+        parts.push(this.blockSlice(file, b, from - base, to - base, out.subarray(from - offset, to - offset), seen, sink));
       }
       // After the demand fetches are queued, so that they go first.
       for (const b of this.planner.onRead(stream, file.rev, file.size, offset, end)) {
@@ -152,7 +154,13 @@ export class BlockCache implements BlockCachePort {
         if (!entry) this.fetchBlock(file, b, 'readahead');
         else if (!entry.verified) this.verifyBlock(key, entry, 'readahead'); // a kept block: checked before the reader gets there
       }
-      await Promise.all(parts);
+      try {
+        await Promise.all(parts);
+      } finally {
+        // A failed block rejects the read while its siblings may still be writing into `out`:
+        // it settles only once none is (see ReadSink).
+        await sink.close();
+      }
       if (seen.missed) this.misses++;
       else this.hits++;
       return out;
@@ -188,31 +196,28 @@ export class BlockCache implements BlockCachePort {
 
   /**
    * Bytes [from, to) (relative to the block) of block `b`, from disk or the network, into
-   * `into`: checked against `intoGone` right before each write into it (a copy here on the
-   * event loop, or a positional read of a local file).
+   * `into`, only while `sink` allows it (a copy here on the event loop, or a positional read of
+   * a local file that the sink waits for); waits on fetches end when the sink closes.
    */
-  private async blockSlice(file: FileRef, b: number, from: number, to: number, into: Buffer, seen: { missed: boolean }, intoGone?: AbortSignal): Promise<void> {
+  private async blockSlice(file: FileRef, b: number, from: number, to: number, into: Buffer, seen: { missed: boolean }, sink: ReadSink): Promise<void> {
     const key = blockKey(file.rev, b);
-    const mustLive = (): void => {
-      if (intoGone?.aborted) throw new CacheError('closed', `the reader of block ${b} of rev ${file.rev} was answered meanwhile`);
-    };
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       if (this.closed) throw new CacheError('closed', 'the block cache is closed');
+      sink.check();
       const entry = this.index.get(key);
       if (entry) {
         this.touch(key, entry);
         if (!entry.verified) {
-          const r = await this.verifyBlock(key, entry).promise;
+          const r = await sink.wait(this.verifyBlock(key, entry).promise);
           if (r !== RETRY) {
-            mustLive();
-            r.copy(into, 0, from, to);
+            sink.copy(() => r.copy(into, 0, from, to));
             return;
           }
           continue;
         }
-        mustLive();
+        sink.check();
         try {
-          await this.files.read(file.rev, b, from, to, into);
+          await sink.track(this.files.read(file.rev, b, from, to, into));
           return;
         } catch (e) {
           this.log(`cache: block ${b} of rev ${file.rev} is unreadable (${(e as Error).message}): fetching it again`);
@@ -221,10 +226,9 @@ export class BlockCache implements BlockCachePort {
         }
       }
       seen.missed = true;
-      const r = await this.fetchBlock(file, b, 'demand').promise;
+      const r = await sink.wait(this.fetchBlock(file, b, 'demand').promise);
       if (r !== RETRY) {
-        mustLive();
-        r.copy(into, 0, from, to);
+        sink.copy(() => r.copy(into, 0, from, to));
         return;
       }
     }

@@ -31,7 +31,9 @@
  *   its block is on disk, so at most `maxInFlight` fetched blocks are in memory (in pooled
  *   buffers, of which at most `maxInFlight` are kept free). A read fills one buffer: the
  *   caller's when it passes one (the kernel's, through fuse/: no allocation or copy on a hit),
- *   else a new one.
+ *   else a new one. Such a read settles only once nothing writes into the caller's buffer any
+ *   more, also when one of its blocks failed; once the caller's signal aborts it stops waiting
+ *   and starts no write (sink.ts).
  * - Readahead: a read that starts within NEAR_BYTES of where its stream has reached is
  *   sequential; the window opens at 1 block and doubles at each read that moves it forward, up
  *   to 2 × `maxInFlight` (the slots keep at most `maxInFlight` on the wire), never beyond one

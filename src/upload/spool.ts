@@ -1,6 +1,24 @@
-/** Spool files on disk: removal that tolerates a file already gone, and crash orphans. */
-import { lstat, readdir, unlink } from 'node:fs/promises';
+/**
+ * Spool files on disk: making a new one's name durable, removal that tolerates a file already
+ * gone, and crash orphans.
+ */
+import { lstat, open, readdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
+
+/**
+ * fsyncs the spool folder itself, so that the names of the spool files created in it survive a
+ * power loss: fsync of a new file makes its bytes durable, not its directory entry (on ext4 with
+ * data=ordered it usually is, elsewhere not). Call it after a spool file is created and before a
+ * journal row refers to it.
+ */
+export async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
 
 /** Deletes a file; a file already gone is fine, anything else is logged, never thrown. */
 export async function unlinkQuiet(file: string, log: (line: string) => void): Promise<void> {

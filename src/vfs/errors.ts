@@ -23,6 +23,7 @@ export type Errno =
   | 'EAGAIN'
   | 'EROFS'
   | 'ENAMETOOLONG'
+  | 'EFBIG'
   | 'EXDEV'
   | 'EBUSY';
 
@@ -60,6 +61,7 @@ const LOCAL_ERRNO: Record<string, Errno> = {
   EROFS: 'EROFS',
   ENOENT: 'ENOENT',
   EISDIR: 'EISDIR',
+  EFBIG: 'EFBIG',
 };
 
 export function errnoOf(e: unknown): Errno {

@@ -141,6 +141,14 @@ export class Vfs {
     return this.handles.release(id);
   }
 
+  /**
+   * A handle the kernel never got (fuse/'s safety timer answered the open or create with EIO
+   * first): closed without journaling anything, its spool file removed, as if never opened.
+   */
+  discard(id: number): Promise<void> {
+    return this.handles.discard(id);
+  }
+
   unlink(fusePath: string): Promise<void> {
     return this.ns.unlink(fusePath);
   }

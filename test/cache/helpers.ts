@@ -140,7 +140,13 @@ export async function openCache(t: ExecutionContext, opts: Partial<BlockCacheOpt
 export async function diskBytes(dir: string): Promise<number> {
   let total = 0;
   for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (e.isFile()) total += (await stat(path.join(e.parentPath, e.name))).size;
+    if (!e.isFile()) continue;
+    try {
+      total += (await stat(path.join(e.parentPath, e.name))).size;
+    } catch (err) {
+      // A block's temporary file renamed (or an evicted block removed) since readdir: not there any more.
+      if ((err as { code?: string }).code !== 'ENOENT') throw err;
+    }
   }
   return total;
 }
