@@ -90,6 +90,9 @@ test('a failed block rejects the read only after its sibling\'s read from a bloc
   const reading = cache.read(f, BLOCK - 100, 200, freshStream(), into);
   reading.then(() => (settled = true), () => (settled = true));
   await fetchFailed;
+  // The block file's read goes through libuv's thread pool (open, then read): on a busy machine
+  // that takes longer than a few turns of the loop, so wait for it (bounded), not for N turns.
+  for (let waitedMs = 0; started === 0 && waitedMs < 10_000; waitedMs += 5) await new Promise((r) => setTimeout(r, 5));
   await turns();
   t.is(started, 1, 'the read of block 0\'s file is under way');
   t.false(settled, 'the read has not settled while a write into the buffer is under way');

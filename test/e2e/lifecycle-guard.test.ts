@@ -192,7 +192,7 @@ e2eTest('a stopped mount (SIGSTOP) is never waited on: sreg status and sreg unmo
   });
   const s = await m.sreg(['status'], { timeoutMs: 60_000 });
   t.is(s.code, 0, s.stderr);
-  t.regex(s.stdout, /: not answering \(the mount did not answer on its control socket within 10 s\)/);
+  t.regex(s.stdout, /: not answering \(the mount process did not answer on its control socket within 10 s\)/);
   const u = await m.sreg(['unmount', m.dir], { timeoutMs: 60_000 });
   t.is(u.code, 5, u.stderr);
   oneErrorLine(t, u.stderr, /^ERROR the sreg mount on .* \(pid \d+\) does not answer: end it \(kill -9\), then run sreg unmount again\n$/);
