@@ -174,6 +174,10 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
         const before = uploads.status();
         if (before.files > 0) log(`uploading ${before.files} pending file(s), ${humanBytes(before.bytes)}, before unmounting`);
         await uploads.drain((s) => progress(s));
+        // The VFS's background clean-up (a stray upload that landed after its rename or removal)
+        // is deleted in Dropbox before the mount goes; it may have queued a follow-up upload.
+        await vfs.settled();
+        await uploads.drain((s) => progress(s));
       } catch (e) {
         log(`not unmounted: ${(e as Error).message}`);
         throw e;
