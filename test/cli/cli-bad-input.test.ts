@@ -7,8 +7,7 @@
  */
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { chmod, chown, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, chown, copyFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -17,7 +16,7 @@ import {
   assertError,
   assertOk,
   assertTree,
-  buildSifs,
+  suiteSifs,
   mapLimit,
   requestCount,
   runCli,
@@ -26,22 +25,11 @@ import {
   storageOf,
   tempDir,
   tempHome,
-  type Sif,
 } from '../helpers/cli.js';
 
 const exec = promisify(execFile);
 
-let dir = '';
-let img: Record<'red' | 'blue', Sif>;
-
-test.before(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'sreg-cli-sifs-'));
-  img = await buildSifs(dir, { red: { uri: 'pusheen/asaurus:red' }, blue: { uri: 'pusheen/asaurus:blue' } });
-});
-
-test.after.always(async () => {
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+const img = suiteSifs(test, { red: { uri: 'pusheen/asaurus:red' }, blue: { uri: 'pusheen/asaurus:blue' } });
 
 async function pushRed(emu: Emulator, home: string): Promise<void> {
   const r = await runCli(['push', '--name', img.red.uri, img.red.file], { home, emu });

@@ -10,7 +10,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { assertError, assertTree, buildSifs, runCli, startCliEmulator, tempDir, tempHome, type Sif } from '../helpers/cli.js';
+import { assertError, assertTree, suiteSifs, runCli, startCliEmulator, tempDir, tempHome } from '../helpers/cli.js';
 
 const exec = promisify(execFile);
 
@@ -40,17 +40,7 @@ const cannotMount = await probeMount();
 if (cannotMount) console.warn(`\n*** SKIPPING the full/read-only storage tests: mount is not permitted here (${cannotMount.trim()}) ***\n`);
 const mountTest = cannotMount ? test.skip : test.serial;
 
-let dir = '';
-let img: Record<'blob', Sif>;
-
-test.before(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'sreg-cli-sifs-'));
-  img = await buildSifs(dir, { blob: { uri: 'pusheen/blob:x', dataMib: 2 } });
-});
-
-test.after.always(async () => {
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+const img = suiteSifs(test, { blob: { uri: 'pusheen/blob:x', dataMib: 2 } });
 
 /** A tmpfs mounted at a fresh folder, unmounted at teardown (registered before mounting). */
 async function tmpfs(t: ExecutionContext, options: string): Promise<string> {

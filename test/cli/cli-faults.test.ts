@@ -5,15 +5,13 @@
  * the image file itself (sha256, content_hash). Times are logged and only bounded from below.
  */
 import test from 'ava';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { sdk, type Emulator } from '../helpers/emulator.js';
 import {
   assertError,
   assertOk,
   assertTree,
-  buildSifs,
+  suiteSifs,
   lines,
   runCli,
   sha256File,
@@ -24,21 +22,11 @@ import {
   type Sif,
 } from '../helpers/cli.js';
 
-let dir = '';
-let img: Record<'red' | 'large', Sif>;
-
-test.before(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'sreg-cli-sifs-'));
-  img = await buildSifs(dir, {
+const img = suiteSifs(test, {
     red: { uri: 'pusheen/asaurus:red' },
     // ~10 MB: three 4 MiB blocks, several download chunks, and an upload session (over the 8 MiB single-request limit).
     large: { uri: 'pusheen/large:x', dataMib: 8 },
   });
-});
-
-test.after.always(async () => {
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
 
 const UPLOAD_ROUTES = ['files/upload', 'files/upload_session/start', 'files/upload_session/append_v2', 'files/upload_session/finish'];
 

@@ -6,15 +6,14 @@
  * from `sreg`.
  */
 import test from 'ava';
-import { mkdtemp, rm, stat, writeFile, access } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { stat, writeFile, access } from 'node:fs/promises';
 import path from 'node:path';
 import { sdk, type Emulator } from '../helpers/emulator.js';
 import {
   assertOk,
   assertError,
   banner,
-  buildSifs,
+  suiteSifs,
   CONNECTED,
   fileInSif,
   grepTree,
@@ -32,12 +31,7 @@ import {
 const SEED_KEYS = ['client', 'collection', 'collection_id', 'created_at', 'id', 'image', 'metrics', 'name', 'tag', 'uri', 'url', 'version'];
 const IMAGES_ROW = (uri: string): RegExp => new RegExp(`^\\d+\\s+\\w+ \\d{2}, \\d{4}\\t\\[dropbox\\]\\t${uri.replace(/[/.]/g, '\\$&')}@[0-9a-f]{64}$`);
 
-let dir = '';
-let img: Record<'red' | 'blue' | 'green' | 'tacos' | 'large', Sif>;
-
-test.before(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'sreg-cli-sifs-'));
-  img = await buildSifs(dir, {
+const img = suiteSifs(test, {
     red: { uri: 'pusheen/asaurus:red' },
     blue: { uri: 'pusheen/asaurus:blue' },
     green: { uri: 'pusheen/asaurus:green' },
@@ -45,11 +39,6 @@ test.before(async () => {
     // Three 4 MiB content_hash blocks, over the single-request upload limit: several download chunks, an upload session.
     large: { uri: 'pusheen/large:x', dataMib: 8 },
   });
-});
-
-test.after.always(async () => {
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
 
 async function push(emu: Emulator, home: string, sif: Sif, env: Record<string, string> = {}): Promise<void> {
   const r = await runCli(['push', '--name', `dropbox://${sif.uri}`, sif.file], { home, emu, env });

@@ -10,8 +10,7 @@
 import test, { type ExecutionContext } from 'ava';
 import http from 'node:http';
 import net from 'node:net';
-import { copyFile, mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { copyFile, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DropboxClient } from '../../src/dropbox/client.js';
 import { STALLED_ATTEMPTS } from '../../src/dropbox/retry.js';
@@ -20,7 +19,7 @@ import {
   assertError,
   assertOk,
   assertTree,
-  buildSifs,
+  suiteSifs,
   CONNECTED,
   DISPLAY_NAME,
   runCli,
@@ -32,21 +31,11 @@ import {
   type Sif,
 } from '../helpers/cli.js';
 
-let dir = '';
-let img: Record<'red' | 'large', Sif>;
-
-test.before(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'sreg-cli-sifs-'));
-  img = await buildSifs(dir, {
+const img = suiteSifs(test, {
     red: { uri: 'pusheen/asaurus:red' },
     // ~10 MB: an upload session of several requests.
     large: { uri: 'pusheen/large:x', dataMib: 8 },
   });
-});
-
-test.after.always(async () => {
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
 
 /** Short deadline for the stalled runs; the hang guard of runCli is far above 3 × it. */
 const SHORT = { SREGISTRY_DROPBOX_TIMEOUT: '1' };

@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import type { ExecutionContext } from 'ava';
+import type { ExecutionContext, TestFn } from 'ava';
 import { ContentHasher } from '../../src/dropbox/content-hash.js';
 import { startEmulator, type Emulator } from './emulator.js';
 
@@ -212,6 +212,23 @@ export interface Sif {
 }
 
 /** Builds real SIF images (scripts/build-sif.sh) in `dir`, in parallel; keyed by `key`. */
+/**
+ * The SIF images a whole test file shares: built once in `test.before` into a temporary folder
+ * removed in `test.after.always`. The returned record is filled when the hook has run.
+ */
+export function suiteSifs<K extends string>(test: TestFn, specs: Record<K, { uri: string; dataMib?: number }>): Record<K, Sif> {
+  const img = {} as Record<K, Sif>;
+  let dir = '';
+  test.before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'sreg-cli-sifs-'));
+    Object.assign(img, await buildSifs(dir, specs));
+  });
+  test.after.always(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+  return img;
+}
+
 export async function buildSifs<K extends string>(
   dir: string,
   specs: Record<K, { uri: string; dataMib?: number }>,
