@@ -41,6 +41,8 @@ export interface WriteHandle {
   dirty: boolean;
   /** The spool file was handed to the upload journal (at a flush): it must not change any more. */
   committed: boolean;
+  /** A write or truncate of the spool file failed (ENOSPC, EIO…): its bytes are never journaled. */
+  failed?: unknown;
 }
 
 export type Handle = ReadHandle | WriteHandle;
