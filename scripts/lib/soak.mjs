@@ -30,7 +30,21 @@ function both(kind, desc, fn) {
   try { re = { v: fn(a2) }; } catch (e) { re = { err: e.code ?? String(e) }; }
   count(kind);
   if (rm.err !== re.err) bad(`${desc}: mount ${rm.err ?? 'ok'}, expected ${re.err ?? 'ok'}`);
+  if (trace) {
+    console.error(`${desc} -> mount ${rm.err ?? 'ok'}`);
+    const lm = walk(a1).join(' '); const le = walk(a2).join(' ');
+    if (lm !== le) { console.error(`DIVERGED\nmount:    ${lm}\nexpected: ${le}`); process.exit(3); }
+  }
   return [rm, re];
+}
+// SOAK_TRACE=1: log every operation to stderr and stop at the first listing of the worker's
+// subfolder that differs from the copy's (slow; for finding a minimal repro).
+const trace = process.env.SOAK_TRACE === '1';
+function walk(r, rel = '') {
+  return fs.readdirSync(path.join(r, rel), { withFileTypes: true }).flatMap((e) => {
+    const p = path.join(rel, e.name);
+    return e.isDirectory() ? [`${p}/`, ...walk(r, p)] : [`${p} ${fs.statSync(path.join(r, p)).size}`];
+  }).sort();
 }
 const data = (n) => { const b = crypto.randomBytes(Math.min(n, 64)); const out = Buffer.alloc(n); for (let i = 0; i < n; i += b.length) b.copy(out, i); return out; };
 
@@ -151,13 +165,10 @@ function tree(deadline) {
     }
   }
   // The mount's listing of the whole subtree must equal the copy's.
-  const walk = (r, rel = '') => fs.readdirSync(path.join(r, rel), { withFileTypes: true }).flatMap((e) => {
-    const p = path.join(rel, e.name);
-    return e.isDirectory() ? [`${p}/`, ...walk(r, p)] : [`${p} ${fs.statSync(path.join(r, p)).size}`];
-  }).sort();
-  const lm = walk(a1).join('\n'); const le = walk(a2).join('\n');
+  const lm = walk(a1); const le = walk(a2);
   count('listing');
-  if (lm !== le) bad(`final listing differs:\nmount:\n${lm}\nexpected:\n${le}`);
+  for (const x of lm) if (!le.includes(x)) bad(`final listing: ${x} on the mount, not expected`);
+  for (const x of le) if (!lm.includes(x)) bad(`final listing: ${x} expected, not on the mount`);
 }
 
 // Dropbox's content_hash: sha256 over the sha256 of each 4 MiB block.
