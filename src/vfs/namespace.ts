@@ -172,6 +172,15 @@ export class Namespace {
    * catalog), and so do the folders it recreated (ones this mount renamed away or removed,
    * if they are empty).
    */
+  /**
+   * A folder the mount removed or renamed away, or one below it: a stray upload landing at
+   * `/x/y/f` after `x` was renamed recreates `/x/y` as well as `/x`.
+   */
+  private underGoneFolder(pl: string): boolean {
+    for (let d = pl; d !== ''; d = parentOf(d)) if (this.goneFolders.has(d)) return true;
+    return false;
+  }
+
   async stray(meta: FileMeta): Promise<void> {
     const pl = meta.pathLower;
     const known = this.o.catalog.lookup(pl);
@@ -181,7 +190,7 @@ export class Namespace {
     });
     this.o.catalog.remove(pl);
     this.o.log(`removed ${meta.pathDisplay}: it was renamed or deleted while it uploaded`);
-    for (let d = parentOf(pl); d !== '' && this.goneFolders.has(d); d = parentOf(d)) {
+    for (let d = parentOf(pl); d !== '' && this.underGoneFolder(d); d = parentOf(d)) {
       if (this.nodes.hasWriterUnder(d) || this.o.uploads.pendingChildren(d).length > 0) break;
       const { entries } = await this.o.remote.listAll(d, false);
       if (entries.length > 0) break;

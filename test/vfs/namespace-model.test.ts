@@ -17,6 +17,9 @@ import { MemorySut, spoolFolder } from './memory-sut.js';
 import { opArb, PRELUDE, Runner, type Op } from './ops.js';
 
 const RUNS = Number(process.env.SREG_MODEL_RUNS ?? 2000);
+/** Replays a failure: the seed (and path) a failing run printed. */
+const SEED = process.env.SREG_MODEL_SEED ? Number(process.env.SREG_MODEL_SEED) : undefined;
+const PATH = process.env.SREG_MODEL_PATH;
 
 async function runSequence(dir: string, ops: Op[]): Promise<void> {
   await mkdir(dir, { recursive: true });
@@ -36,7 +39,7 @@ test('the VFS over in-memory ports behaves like the model, step by step and in w
     fc.asyncProperty(fc.array(opArb({ uploads: true }), { minLength: 1, maxLength: 40 }), async (ops) => {
       await runSequence(path.join(spool.dir, String(n++)), ops);
     }),
-    { numRuns: RUNS },
+    { numRuns: RUNS, ...(SEED === undefined ? {} : { seed: SEED }), ...(PATH ? { path: PATH } : {}) },
   );
   if (result.failed) {
     t.fail(`${fc.defaultReportMessage(result) ?? 'failed'}\n${String((result.errorInstance as Error | undefined)?.message ?? '')}`);
