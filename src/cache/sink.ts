@@ -16,16 +16,15 @@ const noop = (): void => undefined;
 export class ReadSink {
   private open = true;
   private readonly busy = new Set<Promise<unknown>>();
-  private readonly gone: Promise<never>;
-  private fail!: (e: Error) => void;
+  /** Rejects when the sink closes; made by the first wait (a read served from disk never waits). */
+  private gone: Promise<never> | undefined;
+  private fail: ((e: Error) => void) | undefined;
   private readonly onAbort = (): void => this.shut('was answered meanwhile');
 
   constructor(
     private readonly what: string,
     private readonly intoGone?: AbortSignal,
   ) {
-    this.gone = new Promise<never>((_, reject) => (this.fail = reject));
-    this.gone.catch(noop);
     if (intoGone?.aborted) this.onAbort();
     else intoGone?.addEventListener('abort', this.onAbort, { once: true });
   }
@@ -53,7 +52,12 @@ export class ReadSink {
 
   /** `p`, unless the sink closes first: then rejects at once (the wait is abandoned, not `p`). */
   wait<T>(p: Promise<T>): Promise<T> {
-    return this.open ? Promise.race([p, this.gone]) : Promise.reject(this.error('was answered meanwhile'));
+    if (!this.open) return Promise.reject(this.error('was answered meanwhile'));
+    if (!this.gone) {
+      this.gone = new Promise<never>((_, reject) => (this.fail = reject));
+      this.gone.catch(noop);
+    }
+    return Promise.race([p, this.gone]);
   }
 
   /** No write starts any more; resolves when the ones under way are done. */
@@ -66,7 +70,7 @@ export class ReadSink {
     if (!this.open) return;
     this.open = false;
     this.intoGone?.removeEventListener('abort', this.onAbort);
-    this.fail(this.error(why));
+    this.fail?.(this.error(why));
   }
 
   private error(why: string): CacheError {

@@ -33,7 +33,8 @@ export interface Call<T> {
   op: string;
   path: string;
   cb: Cb;
-  work: (signal: AbortSignal) => T | Promise<T>;
+  /** `signal` is given to work that holds the kernel's buffer (the only work it can stop). */
+  work: (signal?: AbortSignal) => T | Promise<T>;
   /** Answers with the result (calls its `cb` once); may throw, which answers the error. */
   ok: (r: T, cb: Cb) => void;
   /** Called with a result the work produced after the timer had answered for it. */
@@ -44,7 +45,9 @@ export interface Call<T> {
 
 export function reply<T>(ctx: ReplyContext, call: Call<T>): void {
   const { op, path, cb } = call;
-  const cancel = new AbortController();
+  // Only a buffer-holding work (read, write) is given a signal: the other calls (getattr,
+  // readdir… thousands per `ls -lR`) need no AbortController each.
+  const cancel = call.holdsBuffer ? new AbortController() : undefined;
   let done = false;
   let timedOut = false;
   let settled = false;
@@ -56,7 +59,7 @@ export function reply<T>(ctx: ReplyContext, call: Call<T>): void {
   };
   const timer = setTimeout(() => {
     timedOut = true;
-    cancel.abort(new Error(`${op} ${path}: no answer after ${ctx.timeoutMs} ms`));
+    cancel?.abort(new Error(`${op} ${path}: no answer after ${ctx.timeoutMs} ms`));
     if (call.holdsBuffer && !settled) {
       ctx.log(`${op} ${path}: no answer after ${ctx.timeoutMs / 1000} s: cancelled; replying EIO once it lets go of the kernel's buffer`);
       return;
@@ -99,7 +102,7 @@ export function reply<T>(ctx: ReplyContext, call: Call<T>): void {
     }
   };
   try {
-    const r = call.work(cancel.signal);
+    const r = call.work(cancel?.signal);
     if (r instanceof Promise) r.then(succeed, fail);
     else succeed(r);
   } catch (e) {
