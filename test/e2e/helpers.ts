@@ -13,7 +13,8 @@ import test, { type ExecutionContext } from 'ava';
 import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { Dropbox } from 'dropbox';
 import { fuseAvailable, startMount, type Mounted, type MountOptions } from '../helpers/mount.js';
 
@@ -270,4 +271,39 @@ export function waitForRemote(dbx: Dropbox, p: string, contentHash: string, dead
 
 export interface EmuStats {
   requests: Record<string, number>;
+}
+
+/** A user of the CLI: a private HOME below `parent` with an empty mount folder `dir`. */
+export interface PrivateHome {
+  home: string;
+  dir: string;
+  env: NodeJS.ProcessEnv;
+}
+
+/**
+ * A private HOME (under `parent`) with an empty mount folder and the environment of a user of
+ * the emulator at `emu` (a dead endpoint without one); whatever is still mounted on the folder
+ * is detached when the test ends.
+ */
+export async function privateHome(
+  t: ExecutionContext,
+  parent: string,
+  emu: { url: string; token: string } | undefined,
+  name: string,
+  extra: Record<string, string> = {},
+): Promise<PrivateHome> {
+  const h = await mkdtemp(path.join(parent, `${name}-`));
+  const dir = path.join(h, 'containers');
+  await mkdir(dir);
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: h,
+    SREGISTRY_DROPBOX_ENDPOINT: emu?.url ?? 'http://127.0.0.1:1',
+    SREGISTRY_DROPBOX_TOKEN: emu?.token ?? 'no-emulator',
+    ...extra,
+  };
+  t.teardown(async () => {
+    if (await isMounted(dir)) await sh('fusermount', ['-uz', dir]);
+  });
+  return { home: h, dir, env };
 }

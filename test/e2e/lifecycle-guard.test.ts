@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { CLI, startEmulator, type Emulator } from '../helpers/emulator.js';
-import { e2e, FUSE, isMounted, mountFor, ok, sh, waitFor } from './helpers.js';
+import { e2e, FUSE, isMounted, mountFor, ok, sh, waitFor, privateHome, type PrivateHome } from './helpers.js';
 
 const e2eTest = e2e('lifecycle-guard.test');
 const exec = promisify(execFile);
@@ -27,28 +27,8 @@ test.after.always(async () => {
   if (workDir) await rm(workDir, { recursive: true, force: true });
 });
 
-interface Home {
-  home: string;
-  dir: string;
-  env: NodeJS.ProcessEnv;
-}
-
-/** A private HOME with an empty mount folder and the environment of a user of `emu`. */
-async function home(t: ExecutionContext, emu: Emulator | undefined, name: string): Promise<Home> {
-  const h = await mkdtemp(path.join(workDir, `${name}-`));
-  const dir = path.join(h, 'containers');
-  await mkdir(dir);
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: h,
-    SREGISTRY_DROPBOX_ENDPOINT: emu?.url ?? 'http://127.0.0.1:1',
-    SREGISTRY_DROPBOX_TOKEN: emu?.token ?? 'no-emulator',
-  };
-  t.teardown(async () => {
-    if (await isMounted(dir)) await sh('fusermount', ['-uz', dir]);
-  });
-  return { home: h, dir, env };
-}
+type Home = PrivateHome;
+const home = (t: ExecutionContext, emu: Emulator | undefined, name: string): Promise<Home> => privateHome(t, workDir, emu, name);
 
 const sreg = (h: Home, args: string[], env: Record<string, string> = {}): ReturnType<typeof sh> =>
   sh(process.execPath, [CLI, ...args], { env: { ...h.env, ...env }, timeoutMs: 120_000 });

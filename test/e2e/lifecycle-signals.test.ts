@@ -9,12 +9,12 @@
 import test, { type ExecutionContext } from 'ava';
 import Database from 'better-sqlite3';
 import { execFile, spawn } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readFile, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { CLI, startEmulator, type Emulator } from '../helpers/emulator.js';
-import { e2e, FUSE, isMounted, mountFor, ok, sh, waitFor } from './helpers.js';
+import { e2e, FUSE, isMounted, mountFor, ok, sh, waitFor, privateHome, type PrivateHome } from './helpers.js';
 
 const e2eTest = e2e('lifecycle-signals.test');
 const exec = promisify(execFile);
@@ -30,22 +30,8 @@ test.after.always(async () => {
   if (workDir) await rm(workDir, { recursive: true, force: true });
 });
 
-interface Home {
-  home: string;
-  dir: string;
-  env: NodeJS.ProcessEnv;
-}
-
-async function home(t: ExecutionContext, emu: Emulator, name: string, extra: Record<string, string> = {}): Promise<Home> {
-  const h = await mkdtemp(path.join(workDir, `${name}-`));
-  const dir = path.join(h, 'containers');
-  await mkdir(dir);
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: h, SREGISTRY_DROPBOX_ENDPOINT: emu.url, SREGISTRY_DROPBOX_TOKEN: emu.token, ...extra };
-  t.teardown(async () => {
-    if (await isMounted(dir)) await sh('fusermount', ['-uz', dir]);
-  });
-  return { home: h, dir, env };
-}
+type Home = PrivateHome;
+const home = (t: ExecutionContext, emu: Emulator, name: string, extra: Record<string, string> = {}): Promise<Home> => privateHome(t, workDir, emu, name, extra);
 
 const sreg = (h: Home, args: string[]): ReturnType<typeof sh> => sh(process.execPath, [CLI, ...args], { env: h.env, timeoutMs: 120_000 });
 
