@@ -7,9 +7,10 @@
  */
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { STALE_AFTER_MS } from '../../src/registry/partials.js';
 import {
   assertError,
   assertOk,
@@ -124,6 +125,10 @@ test('six pulls killed with -9 leave partial files; the next pull removes them a
   const killed = all.filter((n) => n !== livePartial);
   t.is(killed.length, 6);
   t.deepEqual(await partials(), all, 'kill -9 leaves them behind');
+  // What killed runs leave is old by the time a user pulls again; a partial written within
+  // STALE_AFTER_MS may be another machine's pull on shared storage, and is kept.
+  const old = new Date(Date.now() - STALE_AFTER_MS - 60_000);
+  for (const n of killed) await utimes(path.join(storage, n), old, old);
 
   // The next pull cleans up what the killed ones left, and only that.
   await emu.admin('POST', '/config', { bandwidthBytesPerSec: 0 });
