@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/index.js';
 import { UsageError } from '../registry/errors.js';
+import type { AdapterName } from './fuse-adapter.js';
 import { logFileFor, openMountState } from './mount-state.js';
 import { preflight } from './preflight.js';
 import { isSregMount, mountEntry } from './procfs.js';
@@ -24,6 +25,8 @@ export interface MountOptions {
   debug: boolean;
   /** Log to this file (rotated, reopened on SIGHUP) instead of stdout. */
   logFile?: string;
+  /** --fuse: the FUSE adapter (default: SREG_FUSE, else native when it loads). */
+  fuse?: AdapterName;
 }
 
 export interface Say {
@@ -43,7 +46,7 @@ async function childError(logFile: string, from: number): Promise<string | undef
 export async function mountInBackground(config: Config, o: MountOptions, say: Say): Promise<void> {
   const state = openMountState(config);
   try {
-    await preflight(config, o.mountpoint, state, (l) => say.info(l));
+    await preflight(config, o.mountpoint, state, (l) => say.info(l), o.fuse);
   } finally {
     state.close();
   }
@@ -56,7 +59,7 @@ export async function mountInBackground(config: Config, o: MountOptions, say: Sa
   const errFile = `${logFile}.stderr`;
   const fd = openSync(errFile, 'w', 0o600);
   const cli = fileURLToPath(new URL('../cli/index.js', import.meta.url));
-  const args = [cli, 'mount', o.mountpoint, '--foreground', '--log-file', logFile, '--cache-size', String(o.cacheSizeBytes), ...(o.debug ? ['--debug'] : [])];
+  const args = [cli, 'mount', o.mountpoint, '--foreground', '--log-file', logFile, '--cache-size', String(o.cacheSizeBytes), ...(o.debug ? ['--debug'] : []), ...(o.fuse ? ['--fuse', o.fuse] : [])];
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: process.env });
   closeSync(fd);
   let exited: number | null | undefined;

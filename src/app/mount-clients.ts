@@ -70,6 +70,9 @@ export interface MountStatus {
   cache?: CacheStats;
   uploads?: UploadStatus;
   openForWriting?: number;
+  /** The FUSE adapter (fuse-adapter.ts's label), and the native adapter's read counters. */
+  adapter?: string;
+  nativeReads?: { fastReads: number; fastBytes: number; jsReads: number; fastFallbacks: number };
   sync?: ReturnType<SyncPort['status']>;
   pendingUploads?: number;
   pendingBytes?: number;

@@ -10,21 +10,19 @@ import { readdir, stat, unlink } from 'node:fs/promises';
 import type { Config } from '../config/index.js';
 import { LocalError } from '../dropbox/errors.js';
 import { UsageError } from '../registry/errors.js';
+import { chooseAdapter, type AdapterName, type FuseAdapter } from './fuse-adapter.js';
 import { assessMount } from './liveness.js';
 import type { MountState } from './mount-state.js';
 import { detachDeadMount, sameProcessAlive } from './procfs.js';
 
 export const FUSE_MISSING = 'FUSE is not installed: run scripts/setup.sh (or install fuse3/libfuse2)';
 
-type FuseModule = typeof import('../fuse/index.js');
-
-/** Loads src/fuse (and with it fuse-native and libfuse): only the mount path calls this. */
-export async function loadFuse(): Promise<FuseModule> {
-  try {
-    return await import('../fuse/index.js');
-  } catch (e) {
-    throw new LocalError(`${FUSE_MISSING} (${(e as Error).message.split('\n')[0]})`, 'ENOFUSE', { cause: e });
-  }
+/**
+ * Loads the FUSE adapter (fuse-adapter.ts: the native addon or fuse-native, and with it
+ * libfuse): only the mount path calls this.
+ */
+export function loadFuse(wanted?: AdapterName, log: (line: string) => void = () => undefined): Promise<FuseAdapter> {
+  return chooseAdapter(wanted, log, (e) => new LocalError(`${FUSE_MISSING} (${(e as Error).message.split('\n')[0]})`, 'ENOFUSE', { cause: e }));
 }
 
 /** Clears what `assessMount` found dead on the mount point; throws for anything else there. */
@@ -51,7 +49,7 @@ export async function clearMountPoint(mountpoint: string, state: MountState, log
   }
 }
 
-export async function preflight(config: Config, mountpoint: string, state: MountState, log: (line: string) => void = () => undefined): Promise<FuseModule> {
+export async function preflight(config: Config, mountpoint: string, state: MountState, log: (line: string) => void = () => undefined, wanted?: AdapterName): Promise<FuseAdapter> {
   await clearMountPoint(mountpoint, state, log);
   let st;
   try {
@@ -70,7 +68,7 @@ export async function preflight(config: Config, mountpoint: string, state: Mount
   if (!existsSync('/dev/fuse')) {
     throw new LocalError('FUSE is not available here (/dev/fuse is missing): load the fuse kernel module, or give the container --device /dev/fuse', 'ENOFUSE');
   }
-  const fuse = await loadFuse();
+  const fuse = await loadFuse(wanted, log);
   if (!config.accessToken && !config.refreshToken) {
     throw new UsageError('no Dropbox token: set SREGISTRY_DROPBOX_TOKEN, or run `sreg backend login dropbox`', 4);
   }

@@ -48,7 +48,8 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
   const log = (line: string): void => mlog.info(line);
   const state = openMountState(config);
   life.defer('the mount state database', () => state.close());
-  const fuse = await preflight(config, o.mountpoint, state, log);
+  const fuse = await preflight(config, o.mountpoint, state, log, o.fuse);
+  log(`FUSE adapter: ${fuse.label}`);
   life.checkpoint();
   const db = RegistryDb.open(config.databaseDir);
   life.defer('sregistry.db', () => db.close());
@@ -140,7 +141,7 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
   life.defer('the upload queue', () => uploads.stop());
   life.checkpoint();
 
-  const mounted = await fuse.mountFuse(o.mountpoint, vfs, { log, uid, gid, debug: o.debug });
+  const mounted = await fuse.mount(o.mountpoint, vfs, { log, uid, gid, debug: o.debug, cache });
   life.defer(`the kernel mount on ${o.mountpoint}`, async () => {
     await mounted.unmount().catch(async (e: Error) => {
       mlog.warn(`unmount failed (${e.message}): detaching it lazily`);
@@ -159,6 +160,8 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
     cache: cache.stats(),
     uploads: uploads.status(),
     openForWriting: vfs.openWriteCount(),
+    adapter: fuse.label,
+    ...(mounted.counters ? { nativeReads: mounted.counters() } : {}),
     sync: sync.status(),
   });
 

@@ -3,6 +3,7 @@
  * SQLite, single-flight fetches and readahead. See index.ts for the invariants and the
  * concurrency rules.
  */
+import { EventEmitter } from 'node:events';
 import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import type { Database } from 'better-sqlite3';
 import { LRUCache } from 'lru-cache';
@@ -65,7 +66,13 @@ const INDEX_WRITE_DELAY_MS = 1000;
 /** Blocks adopted at once (read, hashed and written in overlap). */
 const ADOPT_PARALLEL_BLOCKS = 3;
 
-export class BlockCache implements BlockCachePort {
+/**
+ * Emits 'ready' (rev, index, file) once a block is on disk and verified (stored after a fetch
+ * or an adopt, or a kept block checked at its first use), and 'gone' (rev, index) when it
+ * leaves the index (evicted, dropped): the native FUSE adapter serves reads of ready blocks
+ * itself (src/fuse3/blocks.ts). See "the native adapter's API" below.
+ */
+export class BlockCache extends EventEmitter implements BlockCachePort {
   private readonly index: LRUCache<string, Entry>;
   private readonly byRev = new Map<string, Map<number, Entry>>();
   private readonly inflight = new Map<string, Pending>();
@@ -104,6 +111,7 @@ export class BlockCache implements BlockCachePort {
   }
 
   private constructor(private readonly opts: BlockCacheOptions) {
+    super();
     this.log = opts.log ?? noop;
     this.now = opts.nowMs ?? Date.now;
     this.slots = new FetchSlots(opts.maxInFlight);
@@ -190,6 +198,40 @@ export class BlockCache implements BlockCachePort {
   close(): Promise<void> {
     this.closing ??= this.shutDown();
     return this.closing;
+  }
+
+  // ---- the native adapter's API (src/fuse3/blocks.ts): additive, nothing above depends on it ----
+
+  /** Blocks of `rev` on disk and verified in this session: the native adapter may read them itself. */
+  readyBlocks(rev: string): number[] {
+    const out: number[] = [];
+    for (const [b, e] of this.byRev.get(rev) ?? []) if (e.verified) out.push(b);
+    return out;
+  }
+
+  /** The file that holds block `index` of `rev`. */
+  blockFile(rev: string, index: number): string {
+    return this.files.path(rev, index);
+  }
+
+  /**
+   * A read the native adapter served without us: readahead planned as if we had served it,
+   * so that a sequential reader's window keeps moving ahead of it.
+   */
+  advise(file: FileRef, offset: number, length: number, stream: number): void {
+    const end = Math.min(file.size, offset + length);
+    if (this.closed || offset >= end) return;
+    for (const b of this.planner.onRead(stream, file.rev, file.size, offset, end)) {
+      const key = blockKey(file.rev, b);
+      if (this.inflight.has(key)) continue;
+      const entry = this.index.peek(key);
+      if (!entry) this.fetchBlock(file, b, 'readahead');
+      else if (!entry.verified) this.verifyBlock(key, entry, 'readahead');
+    }
+  }
+
+  private emitReady(e: Entry): void {
+    if (this.listenerCount('ready') > 0) this.emit('ready', e.rev, e.block, this.files.path(e.rev, e.block));
   }
 
   // ---- reads ----
@@ -296,6 +338,7 @@ export class BlockCache implements BlockCachePort {
         const data = await this.files.read(entry.rev, entry.block, 0, entry.bytes, buf);
         if ((await sha256Yielding(data)).equals(entry.sha256)) {
           entry.verified = true;
+          this.emitReady(entry); // native adapter
           return data;
         }
         this.log(`cache: block ${entry.block} of rev ${entry.rev} changed on disk: fetching it again`);
@@ -366,6 +409,7 @@ export class BlockCache implements BlockCachePort {
     const entry: Entry = { rev, block: b, bytes: data.length, sha256, lastUsedMs: this.now(), verified: true };
     this.index.set(key, entry);
     this.indexed(entry);
+    this.emitReady(entry); // native adapter
     this.persist.put({ rev, block: b, bytes: entry.bytes, sha256, lastUsedMs: entry.lastUsedMs });
     this.flushSoon();
     return true;
@@ -396,6 +440,7 @@ export class BlockCache implements BlockCachePort {
       blocks.delete(e.block);
       if (blocks.size === 0) this.byRev.delete(e.rev);
     }
+    if (e.verified) this.emit('gone', e.rev, e.block); // native adapter
     if (!this.keepFilesOnDispose) this.files.remove(e.rev, e.block);
     this.persist.delete(e.rev, e.block);
     this.flushSoon();

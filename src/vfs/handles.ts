@@ -154,6 +154,12 @@ export class Handles {
     return this.o.cache.read(h.file!, offset, length, h.id, into, intoGone);
   }
 
+  /** The remote revision a read handle reads, if it reads one (not a spool file). */
+  remoteFile(id: number): FileRef | undefined {
+    const h = this.handles.get(id);
+    return h?.kind === 'read' && !h.spool ? h.file : undefined;
+  }
+
   private writable(id: number): WriteHandle {
     const h = this.handle(id);
     if (h.kind !== 'write') throw new VfsError('EBADF', 'file not open for writing');

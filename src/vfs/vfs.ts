@@ -12,7 +12,7 @@ import { Handles } from './handles.js';
 import { Lookup } from './lookup.js';
 import { Namespace } from './namespace.js';
 import { NodeTable, type NodeState } from './nodes.js';
-import type { EntryInfo } from './ports.js';
+import type { EntryInfo, FileRef } from './ports.js';
 import type { Stat } from './stat.js';
 import { lowerOf, type VfsOptions } from './types.js';
 import { XattrSupport } from './xattr.js';
@@ -115,6 +115,11 @@ export class Vfs {
 
   read(id: number, offset: number, length: number, into?: Buffer, intoGone?: AbortSignal): Promise<Buffer> {
     return this.handles.read(id, offset, length, into, intoGone);
+  }
+
+  /** The remote revision a read handle reads (through the block cache), if it does. sync */
+  remoteFile(id: number): FileRef | undefined {
+    return this.handles.remoteFile(id);
   }
 
   write(id: number, data: Buffer, offset: number): Promise<number> {

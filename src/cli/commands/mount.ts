@@ -2,6 +2,7 @@
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { mountInBackground } from '../../app/daemon.js';
+import { parseAdapter } from '../../app/fuse-adapter.js';
 import { mountStatus, unmount, type MountStatus } from '../../app/mount-clients.js';
 import { StartAborted } from '../../app/lifecycle.js';
 import { openMountLog } from '../../app/mount-log.js';
@@ -21,7 +22,7 @@ function exitWhenDone(): void {
 
 type Cmd<A> = CommandModule<GlobalArgs, GlobalArgs & A>;
 
-export const mountCommand: Cmd<{ dir: string; foreground?: boolean; 'cache-size': string; 'log-file'?: string }> = {
+export const mountCommand: Cmd<{ dir: string; foreground?: boolean; 'cache-size': string; 'log-file'?: string; fuse?: string }> = {
   command: 'mount <dir>',
   describe: 'Mount the Dropbox registry on an empty folder (returns once it answers)',
   builder: (y) =>
@@ -29,6 +30,7 @@ export const mountCommand: Cmd<{ dir: string; foreground?: boolean; 'cache-size'
       .positional('dir', { type: 'string', demandOption: true })
       .option('foreground', { type: 'boolean', default: false, describe: 'stay attached (systemd, containers, debugging)' })
       .option('cache-size', { type: 'string', default: '10Gi', describe: 'block cache budget (e.g. 500M, 10Gi)' })
+      .option('fuse', { type: 'string', describe: 'FUSE adapter: native (libfuse 3) or fuse-native (libfuse 2); default SREG_FUSE, else native when it loads' })
       .option('log-file', { type: 'string', hidden: true, describe: 'with --foreground: log to this file (rotated, reopened on SIGHUP)' }),
   handler: (a) =>
     run(a, async (s) => {
@@ -39,7 +41,8 @@ export const mountCommand: Cmd<{ dir: string; foreground?: boolean; 'cache-size'
         throw new UsageError(`--cache-size: ${(e as Error).message}`);
       }
       const logFile = a['log-file'] ? path.resolve(a['log-file']) : undefined;
-      const o = { mountpoint: path.resolve(a.dir), cacheSizeBytes, foreground: a.foreground ?? false, debug: a.debug ?? false, logFile };
+      const fuse = parseAdapter(a.fuse, '--fuse');
+      const o = { mountpoint: path.resolve(a.dir), cacheSizeBytes, foreground: a.foreground ?? false, debug: a.debug ?? false, logFile, fuse };
       if (!o.foreground) return mountInBackground(s.config, o, s.out);
       const log = openMountLog({ file: logFile, debug: o.debug, maxBytes: s.config.logMaxBytes });
       try {
@@ -81,6 +84,7 @@ export const statusCommand: Cmd<{ json?: boolean }> = {
 
 function formatStatus(m: MountStatus): string {
   const lines = [`${m.mountpoint ?? '(no mount)'}: ${m.state}${m.pid ? ` (pid ${m.pid})` : ''}`];
+  if (m.adapter) lines.push(`  FUSE adapter: ${m.adapter}`);
   const cache = m.cache;
   if (cache) {
     const reads = cache.hits + cache.misses;

@@ -1,0 +1,88 @@
+/**
+ * Which FUSE adapter a mount uses: `native` (native/ + src/fuse3: libfuse 3's low-level API,
+ * cached reads served without JavaScript) or `fuse-native` (src/fuse: libfuse 2 through the
+ * fuse-native package). Chosen at mount time by `--fuse`, else SREG_FUSE, else native when its
+ * addon loads, with a log line saying why not when it does not. Asking for native where it
+ * cannot load is an error, not a silent fallback. Each adapter is loaded lazily: nothing but
+ * the mount path needs libfuse.
+ */
+import { writeFile } from 'node:fs/promises';
+import { LocalError } from '../dropbox/errors.js';
+import { UsageError } from '../registry/errors.js';
+import type { FuseLog } from '../fuse/reply.js';
+import type { NativeVfs, BlockSource, NativeCounters } from '../fuse3/index.js';
+
+export type AdapterName = 'native' | 'fuse-native';
+export const ADAPTERS: readonly AdapterName[] = ['native', 'fuse-native'];
+
+export interface MountedAdapter {
+  unmount(): Promise<void>;
+  /** The native adapter's read counters (fast path vs JavaScript). */
+  counters?(): NativeCounters;
+}
+
+export interface FuseAdapter {
+  name: AdapterName;
+  /** `native (libfuse 3.14.0)` or `fuse-native (libfuse 2)`: what the log and `sreg status` show. */
+  label: string;
+  mount(mountpoint: string, vfs: NativeVfs, opts: { log: FuseLog; uid: number; gid: number; debug?: boolean; cache?: BlockSource }): Promise<MountedAdapter>;
+  raiseReadahead(mountpoint: string, log: FuseLog): Promise<void>;
+}
+
+export function parseAdapter(value: string | undefined, from: string): AdapterName | undefined {
+  if (value === undefined || value === '') return undefined;
+  if ((ADAPTERS as readonly string[]).includes(value)) return value as AdapterName;
+  throw new UsageError(`${from}: '${value}' is not a FUSE adapter (native or fuse-native)`);
+}
+
+/** The kernel's readahead for the native mount: 1 MiB reads, several in flight. */
+export const NATIVE_READAHEAD_KB = 4096;
+
+async function nativeAdapter(): Promise<FuseAdapter | string> {
+  const f3 = await import('../fuse3/index.js');
+  const { addon, why } = f3.loadNative();
+  if (!addon) return why ?? 'the native addon does not load';
+  return {
+    name: 'native',
+    label: `native (libfuse ${addon.version()})`,
+    mount: (mountpoint, vfs, o) => f3.mountNative(mountpoint, vfs, { log: o.log, debug: o.debug, cache: o.cache }),
+    raiseReadahead: async (mountpoint, log) => {
+      try {
+        const dev = await f3.mountDevice(mountpoint);
+        if (!dev) throw new Error(`${mountpoint} is not in /proc/self/mountinfo`);
+        await writeFile(`/sys/class/bdi/${dev}/read_ahead_kb`, String(NATIVE_READAHEAD_KB));
+      } catch (e) {
+        log(`kernel readahead left at its default (${(e as Error).message}): sequential reads will be slower`);
+      }
+    },
+  };
+}
+
+async function fuseNativeAdapter(): Promise<FuseAdapter> {
+  const f = await import('../fuse/index.js');
+  return {
+    name: 'fuse-native',
+    label: 'fuse-native (libfuse 2)',
+    mount: (mountpoint, vfs, o) => f.mountFuse(mountpoint, vfs, { log: o.log, uid: o.uid, gid: o.gid, debug: o.debug }),
+    raiseReadahead: (mountpoint, log) => f.raiseReadahead(mountpoint, log),
+  };
+}
+
+/**
+ * The adapter to mount with. `wanted` is --fuse (or SREG_FUSE); `log` hears why native was
+ * not used when it was not asked for. Throws `missing` (exit code ENOFUSE) when none loads.
+ */
+export async function chooseAdapter(wanted: AdapterName | undefined, log: FuseLog, missing: (e: unknown) => Error): Promise<FuseAdapter> {
+  wanted ??= parseAdapter(process.env.SREG_FUSE, 'SREG_FUSE');
+  if (wanted !== 'fuse-native') {
+    const native = await nativeAdapter().catch((e: Error) => `the native adapter does not load: ${e.message}`);
+    if (typeof native !== 'string') return native;
+    if (wanted === 'native') throw new LocalError(`--fuse native: ${native}`, 'ENOFUSE');
+    log(`FUSE adapter: native unavailable (${native}): using fuse-native (libfuse 2)`);
+  }
+  try {
+    return await fuseNativeAdapter();
+  } catch (e) {
+    throw missing(e);
+  }
+}
