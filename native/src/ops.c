@@ -135,7 +135,23 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
-  if (sreg_fast_read(req, (uint32_t)(fi->fh >> 32), size, off)) return;
+  if (sreg_fast_read(req, (uint32_t)(fi->fh >> 32), size, off)) {
+    /*
+     * A read that enters a block is told to JavaScript (no answer expected), so that the
+     * cache's readahead keeps moving ahead of a reader served here: once per 4 MiB.
+     */
+    uint64_t first = (uint64_t)off / SREG_BLOCK_BYTES, last = ((uint64_t)off + (size ? size - 1 : 0)) / SREG_BLOCK_BYTES;
+    if ((uint64_t)off % SREG_BLOCK_BYTES == 0 || first != last) {
+      sreg_msg *m = nums((double)size, (double)off, 1);
+      if (m) {
+        m->op = OP_READ;
+        m->ino = ino;
+        m->fh = fi->fh & 0xffffffffu;
+        sreg_post(m);
+      }
+    }
+    return;
+  }
   pthread_mutex_lock(&sreg_count_lock);
   sreg_count.js_reads++;
   pthread_mutex_unlock(&sreg_count_lock);
