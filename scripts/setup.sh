@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Installs everything sreg needs on a fresh Debian machine of this kind, then builds it.
 # Idempotent: each step is skipped when what it provides is already there.
-#   Debian: libfuse2 fuse attr squashfs-tools siftool busybox-static rsync fio curl strace
+#   Debian: libfuse2 (fuse-native) fuse3 libfuse3-dev pkg-config (the native adapter; fuse3
+#           replaces Debian's `fuse` and provides fusermount3 and a fusermount link) attr squashfs-tools siftool busybox-static rsync fio curl strace
 #           python3-sqlalchemy (a test checks the Python client reads the sregistry.db we write)
 #           python3-dropbox, openssl (the official Python SDK drives the emulator over TLS, with
 #           a throwaway certificate the test makes with openssl)
 #   npm:    `npm ci` (better-sqlite3 and fuse-native are compiled against Node's headers;
 #           package.json's allowScripts lets npm 11 run their install scripts)
-#   build:  `npm run build` (tsc → dist/)
+#   build:  `npm run build` (tsc → dist/), then `npm run build:native` (native/ with node-gyp,
+#           offline); if the addon does not build, mounts fall back to fuse-native (libfuse 2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEB_PACKAGES=(libfuse2 fuse attr squashfs-tools siftool busybox-static rsync fio curl strace python3-sqlalchemy python3-dropbox openssl)
+DEB_PACKAGES=(libfuse2 fuse3 libfuse3-dev pkg-config attr squashfs-tools siftool busybox-static rsync fio curl strace python3-sqlalchemy python3-dropbox openssl)
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -45,4 +47,6 @@ node -e "require('fuse-native')" \
 
 say "building (tsc)"
 npm run --silent build
+say "building the native FUSE adapter"
+./scripts/build-native.sh || say "the native FUSE adapter did not build: mounts will use fuse-native (libfuse 2)"
 say "ready"

@@ -10,3 +10,9 @@ TMPDIR="$(mktemp -d "${TMPDIR:-/tmp}/sreg-test.XXXXXX")"
 export TMPDIR
 trap 'rm -rf "$TMPDIR"' EXIT
 npm test --silent -- "$@"
+# The end-to-end suite again on the other adapter: the first run used the default (native when
+# its addon is built), this one fuse-native (libfuse 2), so both stay tested. Only when no
+# particular files were asked for.
+if [ "$#" -eq 0 ] && [ -f native/build/Release/sreg_fuse.node ]; then
+  SREG_FUSE=fuse-native npx ava 'dist/test/e2e/**/*.test.js'
+fi
