@@ -273,15 +273,29 @@ int sreg_start(const char *mountpoint, const char *options, int debug, char *why
   return 0;
 }
 
-static void detach(const char *dir) {
+/*
+ * Unmounts `dir`. As root: a plain unmount, retried for up to 3 s while files are open on it
+ * (EBUSY); then a forced one, which aborts the FUSE connection (the kernel's umount_begin: the
+ * loop's threads wake up with ENODEV, a reader still holding a file gets ENOTCONN), and a lazy
+ * detach of what is left. Without root: fusermount3 -u -z (the abort then comes from
+ * /sys/fs/fuse/connections, see sreg_stop_loop). Returns 1 if it had to force.
+ */
+static int detach(const char *dir) {
   if (geteuid() == 0) {
+    for (int i = 0; i < 30; i++) {
+      if (umount2(dir, 0) == 0 || (errno != EBUSY && errno != EINTR)) return 0;
+      struct timespec ts = {0, 100 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+    }
+    umount2(dir, MNT_FORCE);
     umount2(dir, MNT_DETACH);
-    return;
+    return 1;
   }
   pid_t pid;
   char *const argv[] = {"fusermount3", "-u", "-q", "-z", (char *)dir, NULL};
   extern char **environ;
   if (posix_spawnp(&pid, "fusermount3", NULL, NULL, argv, environ) == 0) waitpid(pid, NULL, 0);
+  return 0;
 }
 
 static int join_within(pthread_t t, int seconds) {
@@ -295,7 +309,7 @@ static int join_within(pthread_t t, int seconds) {
 int sreg_stop_loop(void) {
   int aborted = 0;
   fuse_session_exit(sreg_se);
-  detach(mount_dir);
+  if (detach(mount_dir)) aborted = 1;
   if (join_within(loop_thread, 3) != 0) {
     aborted = 1;
     if (conn_id >= 0) {

@@ -55,7 +55,8 @@ export async function mountNative(
     unmount: () =>
       (unmounting ??= addon.unmount().then((how) => {
         blocks?.dispose();
-        if (how !== 'clean') opts.log(`unmount: the FUSE loop did not end within 3 s: its connection was aborted (${how})`);
+        if (how === 'aborted') opts.log('unmount: files were still open on the mount after 3 s: its FUSE connection was aborted (their readers get ENOTCONN)');
+        if (how === 'stuck') opts.log('unmount: the FUSE loop did not end and its connection could not be aborted: it ends with this process');
       })),
     counters: () => addon.counters(),
   };

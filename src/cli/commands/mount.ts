@@ -90,6 +90,8 @@ function formatStatus(m: MountStatus): string {
     const reads = cache.hits + cache.misses;
     lines.push(`  cache: ${(cache.usedBytes / 1e6).toFixed(1)} MB of ${(cache.budgetBytes / 1e6).toFixed(0)} MB; hit rate ${reads ? ((100 * cache.hits) / reads).toFixed(1) : '0.0'}% of ${reads} reads; fetched ${(cache.fetchedBytes / 1e6).toFixed(1)} MB`);
   }
+  const n = m.nativeReads;
+  if (n) lines.push(`  native reads: ${n.fastReads} answered from cached blocks without JavaScript (${(n.fastBytes / 1e6).toFixed(1)} MB), ${n.jsReads} through JavaScript`);
   const up = m.uploads;
   if (up) {
     lines.push(`  uploads: ${up.files} pending (${(up.bytes / 1e6).toFixed(1)} MB)`);
