@@ -46,7 +46,8 @@ async function childError(logFile: string, from: number): Promise<string | undef
 export async function mountInBackground(config: Config, o: MountOptions, say: Say): Promise<void> {
   const state = openMountState(config);
   try {
-    await preflight(config, o.mountpoint, state, (l) => say.info(l), o.fuse);
+    // Which adapter and why is the mount's own log line (serve.ts), not the caller's.
+    await preflight(config, o.mountpoint, state, (l) => say.info(l), o.fuse, () => undefined);
   } finally {
     state.close();
   }

@@ -49,7 +49,7 @@ export async function clearMountPoint(mountpoint: string, state: MountState, log
   }
 }
 
-export async function preflight(config: Config, mountpoint: string, state: MountState, log: (line: string) => void = () => undefined, wanted?: AdapterName): Promise<FuseAdapter> {
+export async function preflight(config: Config, mountpoint: string, state: MountState, log: (line: string) => void = () => undefined, wanted?: AdapterName, adapterLog = log): Promise<FuseAdapter> {
   await clearMountPoint(mountpoint, state, log);
   let st;
   try {
@@ -68,7 +68,7 @@ export async function preflight(config: Config, mountpoint: string, state: Mount
   if (!existsSync('/dev/fuse')) {
     throw new LocalError('FUSE is not available here (/dev/fuse is missing): load the fuse kernel module, or give the container --device /dev/fuse', 'ENOFUSE');
   }
-  const fuse = await loadFuse(wanted, log);
+  const fuse = await loadFuse(wanted, adapterLog);
   if (!config.accessToken && !config.refreshToken) {
     throw new UsageError('no Dropbox token: set SREGISTRY_DROPBOX_TOKEN, or run `sreg backend login dropbox`', 4);
   }

@@ -28,13 +28,17 @@ import {
 const exec = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
 
-/** NODE_OPTIONS that make `import 'fuse-native'` fail as it does without libfuse 2. */
+/**
+ * NODE_OPTIONS that make `import 'fuse-native'` fail as it does without libfuse 2, and the
+ * native adapter's module (src/fuse3, which loads the libfuse 3 addon) as without libfuse 3.
+ */
 async function noFuse(dir: string): Promise<string> {
   const hooks = path.join(dir, 'nofuse-hooks.mjs');
   await writeFile(
     hooks,
     `export async function resolve(specifier, context, next) {
   if (specifier === 'fuse-native') throw new Error('libfuse.so.2: cannot open shared object file: No such file or directory');
+  if (specifier.endsWith('/fuse3/index.js')) throw new Error('libfuse3.so.3: cannot open shared object file: No such file or directory');
   return next(specifier, context);
 }\n`,
   );
