@@ -300,6 +300,8 @@ export async function privateHome(
     HOME: h,
     SREGISTRY_DROPBOX_ENDPOINT: emu?.url ?? 'http://127.0.0.1:1',
     SREGISTRY_DROPBOX_TOKEN: emu?.token ?? 'no-emulator',
+    // scripts/test.sh runs the suite once per FUSE adapter: the choice reaches every mount.
+    ...(process.env.SREG_FUSE !== undefined ? { SREG_FUSE: process.env.SREG_FUSE } : {}),
     ...extra,
   };
   t.teardown(async () => {
