@@ -38,6 +38,19 @@ export interface NativeOpsOptions {
 const attrOf = (s: Stat): Float64Array =>
   Float64Array.of(s.mode, s.nlink, s.uid, s.gid, s.size, s.blocks, s.blksize, s.atime.getTime(), s.mtime.getTime(), s.ctime.getTime());
 
+/**
+ * Buffers for reads that go through JavaScript (up to 1 MiB each): reused, since the addon
+ * copies the bytes out when it answers (fuse_reply_buf) and a read is answered only once
+ * nothing writes into its buffer any more (reply.ts's holdsBuffer rule).
+ */
+const READ_BUFFER_BYTES = 1024 * 1024;
+const READ_BUFFERS_KEPT = 16;
+const readBuffers: Buffer[] = [];
+const takeBuffer = (n: number): Buffer => (n <= READ_BUFFER_BYTES ? (readBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER_BYTES)) : Buffer.allocUnsafe(n));
+const giveBuffer = (b: Buffer): void => {
+  if (b.length === READ_BUFFER_BYTES && readBuffers.length < READ_BUFFERS_KEPT) readBuffers.push(b);
+};
+
 interface Dir {
   names: string[];
   inos: Float64Array;
@@ -92,7 +105,8 @@ export function nativeOps(addon: NativeAddon, vfs: NativeVfs, table: InodeTable,
   const statOfIno = (ino: number, fh: number, hasFi: boolean): Stat => {
     const n = table.get(ino);
     const p = n?.path;
-    if (hasFi && fh > 0) return vfs.fgetattr(fh, p);
+    // A file handle only (a folder's handle is ours, not the VFS's: futimens on a folder sends it too).
+    if (hasFi && n?.handles.has(fh)) return vfs.fgetattr(fh, p);
     if (p !== undefined) {
       if (n) checkRev(n, p);
       return vfs.getattr(p);
@@ -190,9 +204,9 @@ export function nativeOps(addon: NativeAddon, vfs: NativeVfs, table: InodeTable,
         return run(id, op, p ?? String(ino), async () => {
           if (a & FATTR_SIZE) {
             checkSize(p ?? String(ino), b);
-            if (c === 1 && fh > 0) await vfs.ftruncate(fh, b);
+            if (c === 1 && table.get(ino)?.handles.has(fh)) await vfs.ftruncate(fh, b);
             else await vfs.truncate(pathOf(ino), b);
-          } else if (!(c === 1 && fh > 0)) {
+          } else if (!(c === 1 && table.get(ino)?.handles.has(fh))) {
             exists(pathOf(ino)); // chmod, chown, utimens: accepted, not stored
           }
           return statOfIno(ino, fh, c === 1);
@@ -254,8 +268,11 @@ export function nativeOps(addon: NativeAddon, vfs: NativeVfs, table: InodeTable,
           if (file) o.blocks?.advise(file, b, a, fh);
           return;
         }
-        const buf = Buffer.allocUnsafe(a);
-        return run(id, op, table.pathOf(ino) ?? String(ino), (signal) => vfs.read(fh, b, a, buf, signal), (got: Buffer) => void addon.replyBuf(id, got, Math.min(a, got.length)), { holdsBuffer: true });
+        const buf = takeBuffer(a);
+        return run(id, op, table.pathOf(ino) ?? String(ino), (signal) => vfs.read(fh, b, a, buf.subarray(0, a), signal), (got: Buffer) => {
+          addon.replyBuf(id, got, Math.min(a, got.length));
+          giveBuffer(buf);
+        }, { holdsBuffer: true });
       }
       case Op.WRITE: {
         const p = table.pathOf(ino) ?? String(ino);
