@@ -16,6 +16,7 @@ import { UsageError } from '../registry/errors.js';
 import { logFileFor, openMountState } from './mount-state.js';
 import { preflight } from './preflight.js';
 import { isSregMount, mountEntry } from './procfs.js';
+import { trace } from '../util/trace.js';
 
 export interface MountOptions {
   mountpoint: string;
@@ -41,6 +42,7 @@ async function childError(logFile: string, from: number): Promise<string | undef
 }
 
 export async function mountInBackground(config: Config, o: MountOptions, say: Say): Promise<void> {
+  trace('parent: mountInBackground');
   const state = openMountState(config);
   try {
     await preflight(config, o.mountpoint, state, (l) => say.info(l));
@@ -58,6 +60,7 @@ export async function mountInBackground(config: Config, o: MountOptions, say: Sa
   const cli = fileURLToPath(new URL('../cli/index.js', import.meta.url));
   const args = [cli, 'mount', o.mountpoint, '--foreground', '--log-file', logFile, '--cache-size', String(o.cacheSizeBytes), ...(o.debug ? ['--debug'] : [])];
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: process.env });
+  trace('parent: spawned');
   closeSync(fd);
   let exited: number | null | undefined;
   child.on('exit', (code) => (exited = code));
@@ -69,6 +72,7 @@ export async function mountInBackground(config: Config, o: MountOptions, say: Sa
       throw new UsageError(line ?? `the mount did not start (exit ${code}); see ${logFile} and ${errFile}`, code === 0 ? 1 : code);
     }
     if (isSregMount(await mountEntry(o.mountpoint)) && (await stat(o.mountpoint).then(() => true, () => false)) && (await saidReady(logFile, logStart, o.mountpoint))) {
+      trace('parent: saw ready');
       child.unref();
       say.result(`mounted Dropbox on ${o.mountpoint} (pid ${child.pid}, log ${logFile}); stop it with: sreg unmount ${o.mountpoint}`);
       return;

@@ -25,6 +25,7 @@ import type { MountLog } from './mount-log.js';
 import { logFileFor, openMountState, stateDirOf } from './mount-state.js';
 import { preflight } from './preflight.js';
 import { detachDeadMount, processStart } from './procfs.js';
+import { trace } from '../util/trace.js';
 
 const humanBytes = (n: number): string => (n >= 1e9 ? `${(n / 1e9).toFixed(1)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${n} bytes`);
 
@@ -46,11 +47,14 @@ export async function serveMount(config: Config, o: MountOptions, mlog: MountLog
 
 async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Lifecycle): Promise<void> {
   const log = (line: string): void => mlog.info(line);
+  trace('serve');
   const state = openMountState(config);
   life.defer('the mount state database', () => state.close());
   const fuse = await preflight(config, o.mountpoint, state, log);
+  trace('preflight');
   life.checkpoint();
   const db = RegistryDb.open(config.databaseDir);
+  trace('registrydb');
   life.defer('sregistry.db', () => db.close());
   const client = new DropboxClient({
     endpoint: config.endpoint,
@@ -65,12 +69,14 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
   life.defer('the Dropbox client', () => client.close());
   const account = await client.currentAccount();
   log(`connected to ${account.displayName}`);
+  trace('account');
   life.checkpoint();
   const base = stateDirOf(config);
   const spoolDir = path.join(base, 'spool');
   const blocksDir = config.disableCache ? await mkdtemp(path.join(tmpdir(), 'sreg-cache-')) : path.join(base, 'blocks');
   await mkdir(spoolDir, { recursive: true, mode: 0o700 });
   await mkdir(blocksDir, { recursive: true, mode: 0o700 });
+  trace('mkdirs');
 
   const started = Date.now();
   const mirror = new RemoteMirror(state.db.fast);
@@ -78,6 +84,7 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
   await sync.start();
   life.defer('the catalog sync', () => sync.stop());
   log(`catalog ready: ${sync.status().entries} entries in ${Date.now() - started} ms`);
+  trace('sync');
   life.checkpoint();
   const cache = await BlockCache.open({
     db: config.disableCache ? null : state.db.fast,
@@ -89,6 +96,7 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
     log,
   });
   life.defer('the block cache', () => cache.close());
+  trace('cache');
   const uploads = new UploadQueue({
     db: state.db.durable,
     spoolDir,
@@ -103,6 +111,7 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
     },
   });
   let space = await client.spaceUsage().catch(() => ({ usedBytes: 0, allocatedBytes: 0 }));
+  trace('space');
   const spaceTimer = setInterval(() => {
     client.spaceUsage().then((s) => (space = s), () => undefined);
   }, 60_000);
@@ -138,6 +147,7 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
   // which knows whether that path is in use again and which folders the stray recreated.
   uploads.start();
   life.defer('the upload queue', () => uploads.stop());
+  trace('uploads');
   life.checkpoint();
 
   const mounted = await fuse.mountFuse(o.mountpoint, vfs, { log, uid, gid, debug: o.debug });
@@ -148,8 +158,10 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
     });
   });
   mlog.debug(`kernel mount up on ${o.mountpoint}`);
+  trace('mounted');
   life.checkpoint();
   await fuse.raiseReadahead(o.mountpoint, log);
+  trace('readahead');
 
   const status = (): Omit<MountStatus, 'state'> => ({
     mountpoint: o.mountpoint,
@@ -213,6 +225,7 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
   const pidStart = (await processStart(process.pid)) ?? null;
   state.mounts.put({ mountpoint: o.mountpoint, pid: process.pid, pidStart, logFile: o.logFile ?? logFileFor(config, o.mountpoint), controlSocket: socketPath, startedAtMs: Date.now() });
   life.defer('the mounts registry row', () => state.mounts.remove(o.mountpoint, process.pid));
+  trace('registry row');
 
   life.serving((sig) => {
     log(`${sig}: unmounting (pending uploads first)`);

@@ -6,6 +6,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { OPTIONS } from '../config/index.js';
+import { trace } from '../util/trace.js';
 import { emulatorCommand } from './emulator.js';
 import { backendCommand } from './commands/backend.js';
 import { shellCommand } from './commands/shell.js';
@@ -22,6 +23,7 @@ import {
   shareCommand,
 } from './commands/registry.js';
 
+trace('cli: modules loaded');
 const cli = yargs(hideBin(process.argv));
 // Settings of the config table that have a flag (the same value as their variable, stronger).
 for (const o of OPTIONS) {
