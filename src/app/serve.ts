@@ -13,8 +13,7 @@ import { BlockCache } from '../cache/index.js';
 import { CatalogSync, inspectFields, pythonJsonDumps, RegistryDb, RemoteMirror, toEntry } from '../catalog/index.js';
 import type { Config } from '../config/index.js';
 import { DropboxClient } from '../dropbox/client.js';
-import { DOWNLOAD_URL } from '../registry/commands.js';
-import { formatUri, imageFromRemotePath } from '../registry/names.js';
+import { DOWNLOAD_URL, formatUri, imageFromRemotePath } from '../registry/names.js';
 import { UploadQueue } from '../upload/index.js';
 import { Vfs, type EntryInfo } from '../vfs/index.js';
 import { newControlSocketPath, serveControl } from './control.js';
@@ -80,8 +79,9 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
 
   const started = Date.now();
   const mirror = new RemoteMirror(state.db.fast);
-  const sync = new CatalogSync({ mirror, db: state.db.fast, client, identity: { endpoint: config.endpoint ?? 'https://api.dropboxapi.com' }, log });
-  await sync.start();
+  // A complete saved catalog is served at once; its catch-up with Dropbox runs in the background.
+  const sync = new CatalogSync({ mirror, db: state.db.fast, client, identity: { endpoint: config.endpoint ?? 'https://api.dropboxapi.com' }, log, catchUpInBackground: true });
+  await sync.start(account);
   life.defer('the catalog sync', () => sync.stop());
   log(`catalog ready: ${sync.status().entries} entries in ${Date.now() - started} ms`);
   trace('sync');
@@ -110,7 +110,9 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
       });
     },
   });
-  let space = await client.spaceUsage().catch(() => ({ usedBytes: 0, allocatedBytes: 0 }));
+  // Asked in the background: statfs shows no size for the moment it takes.
+  let space = { usedBytes: 0, allocatedBytes: 0 };
+  client.spaceUsage().then((s) => (space = s), () => undefined);
   trace('space');
   const spaceTimer = setInterval(() => {
     client.spaceUsage().then((s) => (space = s), () => undefined);
@@ -140,7 +142,7 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
 
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
-  const vfs = new Vfs({ catalog: mirror, cache, uploads, remote: client, spoolDir, owner: { uid, gid }, toEntry: (m) => toEntry(m, Date.now()), inspectJson, space: () => space, log });
+  const vfs = new Vfs({ catalog: mirror, cache, uploads, remote: client, spoolDir, owner: { uid, gid }, toEntry: (m) => toEntry(m, Date.now()), inspectJson, space: () => space, log, caughtUp: () => sync.caughtUp() });
   uploads.on('failed', (job: { path: string }, e: Error) => log(`upload of ${job.path} failed (will retry): ${e.message}`));
   // Renamed or deleted while uploading, and it landed anyway: that old path should not exist.
   // 'stray' uploads (renamed or deleted while uploading, landed anyway) are removed by the VFS,
