@@ -3,8 +3,9 @@
 # synced), in under a minute: a shaped `sreg emulator` (as bench-mount.sh), BENCH_CATALOG small
 # images uploaded once (shaping off), a first mount (the full listing), then BENCH_RUNS times:
 # `sreg mount` (background; returns once the mount logged `ready`) until `ls MNT` answers, and
-# `sreg unmount`. Prints each run and the median; with SREG_TRACE_START=1 in the environment
-# the mount logs its start-up steps (ms since the process started) and they are printed too.
+# `sreg unmount`. Prints each run and the median, and (from SREG_TRACE_START's trace, when the
+# sreg under test has it) the CPU time of the `sreg mount` parent until it returned and of the
+# mount process until it was ready: a busy machine inflates the wall time more than these.
 #
 #   scripts/bench-startup.sh
 #
@@ -38,7 +39,7 @@ mkdir -p "$d/home" "$d/storage" "$d/db" "$d/cache" "$mnt"
 senv=(HOME="$d/home" SREGISTRY_STORAGE="$d/storage" SREGISTRY_DATABASE="$d/db" SINGULARITY_CACHEDIR="$d/cache"
   SREGISTRY_DROPBOX_ENDPOINT="$url" SREGISTRY_DROPBOX_TOKEN="$DBX_TOKEN" SREGISTRY_PYTHON_THREADS="$threads"
   SREGISTRY_CLIENT_SECRETS="$d/home/.sregistry")
-sreg() { env "${senv[@]}" node "$cli" --quiet "$@"; }
+sreg() { env "${senv[@]}" SREG_TRACE_START=1 node "$cli" --quiet "$@"; }
 
 say "uploading $catalog_n small images under /catalog (shaping off)"
 shaping_off
@@ -64,29 +65,34 @@ await Promise.all(Array.from({ length: 16 }, worker));
 EOF
 shaping_on
 
-# One mount + ls; prints the seconds. A trace of the mount's steps goes to stderr when asked.
+# One mount + ls; prints "SECONDS PARENT_CPU_MS CHILD_CPU_MS" (the CPU figures "-" without a trace).
 mount_ls() {
-  local t0 t1 logf
+  local t0 t1 logf pc cc
   t0="$(now_ns)"
-  sreg mount "$mnt" >"$tmp/mount.out" 2>&1 || { cat "$tmp/mount.out" >&2; die "sreg mount failed"; }
+  sreg mount "$mnt" >"$tmp/mount.out" 2>"$tmp/mount.err" || { cat "$tmp/mount.out" "$tmp/mount.err" >&2; die "sreg mount failed"; }
   mounted=1
   ls "$mnt" >/dev/null
   t1="$(now_ns)"
-  secs "$t0" "$t1"
   logf="$(sed -n 's/.*, log \(.*\)); stop it with.*/\1/p' "$tmp/mount.out" | head -n1)"
-  if [ -n "${SREG_TRACE_START:-}" ] && [ -f "$logf" ]; then grep 'start-up +' "$logf" | tail -n 20 | sed 's/^/    /' >&2 || true; fi
+  pc="$(sed -n 's/.* cpu \([0-9]*\) parent: saw ready$/\1/p' "$tmp/mount.err" | tail -n1)"
+  cc="$(sed -n 's/.* cpu \([0-9]*\) registry row$/\1/p' "$logf.stderr" 2>/dev/null | tail -n1)"
+  echo "$(secs "$t0" "$t1") ${pc:--} ${cc:--}"
   sreg unmount "$mnt" >/dev/null 2>&1 || die "sreg unmount failed"
   mounted=""
-  [ -z "$logf" ] || : >"$logf"
 }
 
-first="$(mount_ls)"
+median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+first="$(mount_ls | cut -d' ' -f1)"
 say "first mount (full listing of $catalog_n images) until ls: $first s"
-all=()
+: >"$tmp/runs"
 for run in $(seq 1 "$runs"); do
-  s="$(mount_ls)"
-  all+=("$s")
-  say "run $run: sreg mount with the catalog synced, until ls answers: $s s"
+  r="$(mount_ls)"
+  echo "$r" >>"$tmp/runs"
+  set -- $r
+  say "run $run: sreg mount with the catalog synced, until ls answers: $1 s (CPU ms: parent $2, mount until ready $3)"
 done
-med="$(printf '%s\n' "${all[@]}" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')"
-echo "remount-ls median of $runs: $med s (runs: ${all[*]}; first mount $first s; $catalog_n images, latency ${latency_ms} ms)"
+all="$(cut -d' ' -f1 "$tmp/runs" | tr '\n' ' ')"
+echo "remount-ls median of $runs: $(cut -d' ' -f1 "$tmp/runs" | median) s (runs: $all; first mount $first s; $catalog_n images, latency ${latency_ms} ms, load $(load1))"
+if ! grep -q ' -' "$tmp/runs"; then
+  echo "CPU medians: parent $(cut -d' ' -f2 "$tmp/runs" | median) ms, mount until ready $(cut -d' ' -f3 "$tmp/runs" | median) ms"
+fi
