@@ -75,7 +75,7 @@ mount_ls() {
   t1="$(now_ns)"
   logf="$(sed -n 's/.*, log \(.*\)); stop it with.*/\1/p' "$tmp/mount.out" | head -n1)"
   pc="$(sed -n 's/.* cpu \([0-9]*\) parent: saw ready$/\1/p' "$tmp/mount.err" | tail -n1)"
-  cc="$(sed -n 's/.* cpu \([0-9]*\) registry row$/\1/p' "$logf.stderr" 2>/dev/null | tail -n1)"
+  cc="$(sed -n 's/.* cpu \([0-9]*\) ready$/\1/p' "$logf.stderr" 2>/dev/null | tail -n1)"
   echo "$(secs "$t0" "$t1") ${pc:--} ${cc:--}"
   sreg unmount "$mnt" >/dev/null 2>&1 || die "sreg unmount failed"
   mounted=""

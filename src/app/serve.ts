@@ -50,10 +50,8 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
   const state = openMountState(config);
   life.defer('the mount state database', () => state.close());
   const fuse = await preflight(config, o.mountpoint, state, log);
-  trace('preflight');
   life.checkpoint();
   const db = RegistryDb.open(config.databaseDir);
-  trace('registrydb');
   life.defer('sregistry.db', () => db.close());
   const client = new DropboxClient({
     endpoint: config.endpoint,
@@ -68,14 +66,12 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
   life.defer('the Dropbox client', () => client.close());
   const account = await client.currentAccount();
   log(`connected to ${account.displayName}`);
-  trace('account');
   life.checkpoint();
   const base = stateDirOf(config);
   const spoolDir = path.join(base, 'spool');
   const blocksDir = config.disableCache ? await mkdtemp(path.join(tmpdir(), 'sreg-cache-')) : path.join(base, 'blocks');
   await mkdir(spoolDir, { recursive: true, mode: 0o700 });
   await mkdir(blocksDir, { recursive: true, mode: 0o700 });
-  trace('mkdirs');
 
   const started = Date.now();
   const mirror = new RemoteMirror(state.db.fast);
@@ -84,7 +80,7 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
   await sync.start(account);
   life.defer('the catalog sync', () => sync.stop());
   log(`catalog ready: ${sync.status().entries} entries in ${Date.now() - started} ms`);
-  trace('sync');
+  trace('catalog');
   life.checkpoint();
   const cache = await BlockCache.open({
     db: config.disableCache ? null : state.db.fast,
@@ -96,7 +92,6 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
     log,
   });
   life.defer('the block cache', () => cache.close());
-  trace('cache');
   const uploads = new UploadQueue({
     db: state.db.durable,
     spoolDir,
@@ -113,7 +108,6 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
   // Asked in the background: statfs shows no size for the moment it takes.
   let space = { usedBytes: 0, allocatedBytes: 0 };
   client.spaceUsage().then((s) => (space = s), () => undefined);
-  trace('space');
   const spaceTimer = setInterval(() => {
     client.spaceUsage().then((s) => (space = s), () => undefined);
   }, 60_000);
@@ -149,7 +143,6 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
   // which knows whether that path is in use again and which folders the stray recreated.
   uploads.start();
   life.defer('the upload queue', () => uploads.stop());
-  trace('uploads');
   life.checkpoint();
 
   const mounted = await fuse.mountFuse(o.mountpoint, vfs, { log, uid, gid, debug: o.debug });
@@ -160,10 +153,8 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
     });
   });
   mlog.debug(`kernel mount up on ${o.mountpoint}`);
-  trace('mounted');
   life.checkpoint();
   await fuse.raiseReadahead(o.mountpoint, log);
-  trace('readahead');
 
   const status = (): Omit<MountStatus, 'state'> => ({
     mountpoint: o.mountpoint,
@@ -227,12 +218,12 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
   const pidStart = (await processStart(process.pid)) ?? null;
   state.mounts.put({ mountpoint: o.mountpoint, pid: process.pid, pidStart, logFile: o.logFile ?? logFileFor(config, o.mountpoint), controlSocket: socketPath, startedAtMs: Date.now() });
   life.defer('the mounts registry row', () => state.mounts.remove(o.mountpoint, process.pid));
-  trace('registry row');
 
   life.serving((sig) => {
     log(`${sig}: unmounting (pending uploads first)`);
     stop((p) => mlog.debug(`draining: ${JSON.stringify(p)}`)).catch((e: Error) => log(`${sig}: not unmounted: ${e.message}`));
   });
+  trace('ready');
   log(`ready: mounted on ${o.mountpoint}`);
   await done;
   // The orderly stop: undo in reverse, but answer `sreg unmount` only once the kernel mount is gone.
