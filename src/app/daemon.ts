@@ -1,5 +1,5 @@
 /**
- * `sreg mount DIR` without --foreground: checks first (preflight), then starts
+ * `sreg mount DIR` without --foreground: checks first (preflight.ts, all but loading libfuse), then starts
  * `sreg mount DIR --foreground --log-file LOG` detached and returns once the mount answers
  * (its `ready: mounted on DIR` line in the log). When the child fails, its own one-line
  * `ERROR …` and exit code are passed on as they are: a wrong token is exit 4, a second mount
@@ -15,8 +15,9 @@ import type { Config } from '../config/index.js';
 import { UsageError } from '../registry/errors.js';
 import type { AdapterName } from './fuse-adapter.js';
 import { logFileFor, openMountState } from './mount-state.js';
-import { preflight } from './preflight.js';
+import { mountChecks } from './preflight.js';
 import { isSregMount, mountEntry } from './procfs.js';
+import { trace } from '../util/trace.js';
 
 export interface MountOptions {
   mountpoint: string;
@@ -35,6 +36,8 @@ export interface Say {
 }
 
 const START_DEADLINE_MS = 120_000;
+/** How often the parent looks for the child's `ready` (its log line, a few hundred bytes). */
+const POLL_MS = 15;
 
 /** The child's one `ERROR …` line (what cli/run.ts prints) among its log lines past `from`. */
 async function childError(logFile: string, from: number): Promise<string | undefined> {
@@ -44,10 +47,11 @@ async function childError(logFile: string, from: number): Promise<string | undef
 }
 
 export async function mountInBackground(config: Config, o: MountOptions, say: Say): Promise<void> {
+  trace('parent: mountInBackground');
   const state = openMountState(config);
   try {
-    // Which adapter and why is the mount's own log line (serve.ts), not the caller's.
-    await preflight(config, o.mountpoint, state, (l) => say.info(l), o.fuse, () => undefined);
+    // libfuse and the adapter are loaded by the mount itself (serve.ts), which logs which one and why.
+    await mountChecks(config, o.mountpoint, state, (l) => say.info(l));
   } finally {
     state.close();
   }
@@ -62,6 +66,7 @@ export async function mountInBackground(config: Config, o: MountOptions, say: Sa
   const cli = fileURLToPath(new URL('../cli/index.js', import.meta.url));
   const args = [cli, 'mount', o.mountpoint, '--foreground', '--log-file', logFile, '--cache-size', String(o.cacheSizeBytes), ...(o.debug ? ['--debug'] : []), ...(o.fuse ? ['--fuse', o.fuse] : [])];
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: process.env });
+  trace('parent: spawned');
   closeSync(fd);
   let exited: number | null | undefined;
   child.on('exit', (code) => (exited = code));
@@ -72,12 +77,14 @@ export async function mountInBackground(config: Config, o: MountOptions, say: Sa
       const code = exited ?? 1;
       throw new UsageError(line ?? `the mount did not start (exit ${code}); see ${logFile} and ${errFile}`, code === 0 ? 1 : code);
     }
-    if (isSregMount(await mountEntry(o.mountpoint)) && (await stat(o.mountpoint).then(() => true, () => false)) && (await saidReady(logFile, logStart, o.mountpoint))) {
+    // The log first: it is the cheapest, and the last of the three to become true.
+    if ((await saidReady(logFile, logStart, o.mountpoint)) && isSregMount(await mountEntry(o.mountpoint)) && (await stat(o.mountpoint).then(() => true, () => false))) {
+      trace('parent: saw ready');
       child.unref();
       say.result(`mounted Dropbox on ${o.mountpoint} (pid ${child.pid}, log ${logFile}); stop it with: sreg unmount ${o.mountpoint}`);
       return;
     }
-    await sleep(100);
+    await sleep(POLL_MS);
   }
   child.kill('SIGTERM');
   throw new UsageError(`the mount did not answer within ${START_DEADLINE_MS / 1000} s; see ${logFile}`, 1);

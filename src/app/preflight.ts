@@ -2,8 +2,8 @@
  * `sreg mount`'s checks, before anything is started or touched, each failing with one line
  * and its exit code: the folder (exists, a folder, empty), what is mounted there (a mount that
  * is not sreg's is never touched; a dead sreg mount is cleared), one mount per cache folder's
- * state, /dev/fuse and libfuse (loaded here, lazily: no other command needs FUSE), the token,
- * and a writable cache folder.
+ * state, /dev/fuse, the token, and a writable cache folder; then libfuse (loaded here, lazily:
+ * no other command needs FUSE, and the parent of a background mount leaves it to the mount).
  */
 import { existsSync } from 'node:fs';
 import { readdir, stat, unlink } from 'node:fs/promises';
@@ -49,7 +49,8 @@ export async function clearMountPoint(mountpoint: string, state: MountState, log
   }
 }
 
-export async function preflight(config: Config, mountpoint: string, state: MountState, log: (line: string) => void = () => undefined, wanted?: AdapterName, adapterLog = log): Promise<FuseAdapter> {
+/** Every check but loading libfuse (what `sreg mount`'s parent runs before it starts the mount). */
+export async function mountChecks(config: Config, mountpoint: string, state: MountState, log: (line: string) => void = () => undefined): Promise<void> {
   await clearMountPoint(mountpoint, state, log);
   let st;
   try {
@@ -68,9 +69,16 @@ export async function preflight(config: Config, mountpoint: string, state: Mount
   if (!existsSync('/dev/fuse')) {
     throw new LocalError('FUSE is not available here (/dev/fuse is missing): load the fuse kernel module, or give the container --device /dev/fuse', 'ENOFUSE');
   }
-  const fuse = await loadFuse(wanted, adapterLog);
   if (!config.accessToken && !config.refreshToken) {
     throw new UsageError('no Dropbox token: set SREGISTRY_DROPBOX_TOKEN, or run `sreg backend login dropbox`', 4);
   }
-  return fuse;
+}
+
+/**
+ * The checks, then the FUSE adapter loaded (the mount process itself; its FUSE_MISSING or
+ * `--fuse native` error reaches the parent through the child's log).
+ */
+export async function preflight(config: Config, mountpoint: string, state: MountState, log: (line: string) => void = () => undefined, wanted?: AdapterName, adapterLog = log): Promise<FuseAdapter> {
+  await mountChecks(config, mountpoint, state, log);
+  return loadFuse(wanted, adapterLog);
 }

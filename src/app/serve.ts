@@ -13,8 +13,7 @@ import { BlockCache } from '../cache/index.js';
 import { CatalogSync, inspectFields, pythonJsonDumps, RegistryDb, RemoteMirror, toEntry } from '../catalog/index.js';
 import type { Config } from '../config/index.js';
 import { DropboxClient } from '../dropbox/client.js';
-import { DOWNLOAD_URL } from '../registry/commands.js';
-import { formatUri, imageFromRemotePath } from '../registry/names.js';
+import { DOWNLOAD_URL, formatUri, imageFromRemotePath } from '../registry/names.js';
 import { UploadQueue } from '../upload/index.js';
 import { Vfs, type EntryInfo } from '../vfs/index.js';
 import { newControlSocketPath, serveControl } from './control.js';
@@ -25,6 +24,7 @@ import type { MountLog } from './mount-log.js';
 import { logFileFor, openMountState, stateDirOf } from './mount-state.js';
 import { preflight } from './preflight.js';
 import { detachDeadMount, processStart } from './procfs.js';
+import { trace } from '../util/trace.js';
 
 const humanBytes = (n: number): string => (n >= 1e9 ? `${(n / 1e9).toFixed(1)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${n} bytes`);
 
@@ -46,6 +46,7 @@ export async function serveMount(config: Config, o: MountOptions, mlog: MountLog
 
 async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Lifecycle): Promise<void> {
   const log = (line: string): void => mlog.info(line);
+  trace('serve');
   const state = openMountState(config);
   life.defer('the mount state database', () => state.close());
   const fuse = await preflight(config, o.mountpoint, state, log, o.fuse);
@@ -75,10 +76,12 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
 
   const started = Date.now();
   const mirror = new RemoteMirror(state.db.fast);
-  const sync = new CatalogSync({ mirror, db: state.db.fast, client, identity: { endpoint: config.endpoint ?? 'https://api.dropboxapi.com' }, log });
-  await sync.start();
+  // A complete saved catalog is served at once; its catch-up with Dropbox runs in the background.
+  const sync = new CatalogSync({ mirror, db: state.db.fast, client, identity: { endpoint: config.endpoint ?? 'https://api.dropboxapi.com' }, log, catchUpInBackground: true });
+  await sync.start(account);
   life.defer('the catalog sync', () => sync.stop());
   log(`catalog ready: ${sync.status().entries} entries in ${Date.now() - started} ms`);
+  trace('catalog');
   life.checkpoint();
   const cache = await BlockCache.open({
     db: config.disableCache ? null : state.db.fast,
@@ -103,7 +106,9 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
       });
     },
   });
-  let space = await client.spaceUsage().catch(() => ({ usedBytes: 0, allocatedBytes: 0 }));
+  // Asked in the background: statfs shows no size for the moment it takes.
+  let space = { usedBytes: 0, allocatedBytes: 0 };
+  client.spaceUsage().then((s) => (space = s), () => undefined);
   const spaceTimer = setInterval(() => {
     client.spaceUsage().then((s) => (space = s), () => undefined);
   }, 60_000);
@@ -132,7 +137,7 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
 
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
-  const vfs = new Vfs({ catalog: mirror, cache, uploads, remote: client, spoolDir, owner: { uid, gid }, toEntry: (m) => toEntry(m, Date.now()), inspectJson, space: () => space, log });
+  const vfs = new Vfs({ catalog: mirror, cache, uploads, remote: client, spoolDir, owner: { uid, gid }, toEntry: (m) => toEntry(m, Date.now()), inspectJson, space: () => space, log, caughtUp: () => sync.caughtUp() });
   uploads.on('failed', (job: { path: string }, e: Error) => log(`upload of ${job.path} failed (will retry): ${e.message}`));
   // Renamed or deleted while uploading, and it landed anyway: that old path should not exist.
   // 'stray' uploads (renamed or deleted while uploading, landed anyway) are removed by the VFS,
@@ -221,6 +226,7 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
     log(`${sig}: unmounting (pending uploads first)`);
     stop((p) => mlog.debug(`draining: ${JSON.stringify(p)}`)).catch((e: Error) => log(`${sig}: not unmounted: ${e.message}`));
   });
+  trace('ready');
   log(`ready: mounted on ${o.mountpoint}`);
   await done;
   // The orderly stop: undo in reverse, but answer `sreg unmount` only once the kernel mount is gone.

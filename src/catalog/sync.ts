@@ -8,6 +8,15 @@
  * starts and start() resolves. If a catch-up cannot reach Dropbox (network, 429, 5xx) the saved
  * mirror is used as it is and the loop retries; a first listing that fails rejects.
  *
+ * With `catchUpInBackground` (the mount: it answers from the saved catalog at once), start()
+ * resolves without waiting for the catch-up when the saved catalog is complete (a listing or
+ * catch-up ran to !has_more; `complete` in the saved state, cleared when a first listing
+ * starts) and is this endpoint's and this account's: the loop catches up first, applying its
+ * pages as it applies a longpoll's, then longpolls. `caughtUp()` resolves once that first
+ * catch-up ended (done, or failed and left to the loop's retries), so that the VFS lets no
+ * change be based on the catalog as it was before the mount started. A fresh or partial
+ * catalog, or another account's, is still listed before start() resolves.
+ *
  * The loop: longpoll(cursor) → on changes, `continue` until !has_more (each page applied with
  * its cursor, then `onChange(paths)`); `backoff` is waited out before the next longpoll.
  * `reset` (from continue or longpoll): a full relist, kept in memory and swapped in by one
@@ -42,6 +51,8 @@ export interface CatalogSyncOptions {
   retryBaseMs?: number;
   retryMaxMs?: number;
   log?: (line: string) => void;
+  /** Catch up with a complete saved catalog after start() resolved (see above). Default false. */
+  catchUpInBackground?: boolean;
   /** After each applied page: the path_lower of every entry in it; [''] after a relist. */
   onChange?: (changedPathsLower: string[]) => void;
   nowMs?: () => number;
@@ -51,9 +62,11 @@ interface SavedState {
   cursor?: string;
   endpoint?: string;
   accountId?: string;
+  /** '1' once a listing ran to !has_more (a first listing cut short leaves a cursor, not this). */
+  complete?: string;
 }
 
-const KEYS = { cursor: 'cursor', endpoint: 'endpoint', accountId: 'account_id' } as const;
+const KEYS = { cursor: 'cursor', endpoint: 'endpoint', accountId: 'account_id', complete: 'complete' } as const;
 
 /** The transient failures a saved mirror can ride out at start. */
 const TRANSIENT = new Set<RemoteError['code']>(['network', 'rate_limited', 'server', 'auth_expired']);
@@ -96,6 +109,7 @@ export class CatalogSync implements SyncPort {
   private readonly log: (line: string) => void;
   private readonly onChange: ((paths: string[]) => void) | undefined;
   private readonly now: () => number;
+  private readonly catchUpInBackground: boolean;
   private readonly stmt: { get: Statement<[string], { value: string }>; set: Statement<[string, string]>; del: Statement<[string]> };
 
   private cursor: string | undefined;
@@ -103,11 +117,16 @@ export class CatalogSync implements SyncPort {
   /** The start-up sync still has to happen (start() rode out a failure on the saved mirror). */
   private needStartup = false;
   private needRelist = false;
+  /** The loop's first job: the catch-up start() left to it (catchUpInBackground). */
+  private needCatchUp = false;
+  private caughtUpResolve: (() => void) | undefined;
+  private caughtUpP: Promise<void> = Promise.resolve();
   private abort = new AbortController();
   private loop: Promise<void> | undefined;
   private lastSyncMs = 0;
   private lastError: string | undefined;
-  private entries = 0;
+  /** The mirror's size, counted when asked (count() is O(n)); undefined = count again. */
+  private entries: number | undefined;
 
   constructor(opts: CatalogSyncOptions) {
     this.mirror = opts.mirror;
@@ -121,6 +140,7 @@ export class CatalogSync implements SyncPort {
     this.log = opts.log ?? (() => undefined);
     this.onChange = opts.onChange;
     this.now = opts.nowMs ?? Date.now;
+    this.catchUpInBackground = opts.catchUpInBackground ?? false;
     this.stmt = {
       get: this.db.prepare<[string], { value: string }>('SELECT value FROM sreg_remote_state WHERE key = ?'),
       set: this.db.prepare<[string, string]>(
@@ -130,13 +150,23 @@ export class CatalogSync implements SyncPort {
     };
   }
 
-  async start(): Promise<void> {
+  /** `known`: the account the caller has just checked (saves asking Dropbox again). */
+  async start(known?: { accountId: string }): Promise<void> {
     if (this.loop) throw new Error('CatalogSync.start() was called twice');
     this.abort = new AbortController();
     const saved = this.loadState();
-    this.entries = this.mirror.count();
+    this.entries = undefined;
+    if (this.catchUpInBackground && known && saved.cursor !== undefined && saved.complete === '1' && saved.endpoint === this.endpoint && saved.accountId === known.accountId) {
+      this.accountId = known.accountId;
+      this.cursor = saved.cursor;
+      this.needCatchUp = true;
+      this.caughtUpP = new Promise<void>((resolve) => (this.caughtUpResolve = resolve));
+      this.log('catalog: answering from the saved catalog; catching up with Dropbox in the background');
+      this.loop = this.run();
+      return;
+    }
     try {
-      await this.startup(saved);
+      await this.startup(saved, known);
     } catch (e) {
       const usable = saved.cursor !== undefined && saved.endpoint === this.endpoint && e instanceof RemoteError && TRANSIENT.has(e.code);
       if (!usable) throw e;
@@ -152,9 +182,25 @@ export class CatalogSync implements SyncPort {
     const loop = this.loop;
     this.loop = undefined;
     await loop;
+    this.caughtUpEnded();
+  }
+
+  /**
+   * Resolves once the catch-up from the saved cursor that start() left to the loop has ended:
+   * done, or failed once (Dropbox unreachable: the saved catalog is used as it is, as start()
+   * does without catchUpInBackground), or stopped. Resolved at once otherwise.
+   */
+  caughtUp(): Promise<void> {
+    return this.caughtUpP;
+  }
+
+  private caughtUpEnded(): void {
+    this.caughtUpResolve?.();
+    this.caughtUpResolve = undefined;
   }
 
   status(): { lastSyncMs: number; lastError?: string; entries: number } {
+    this.entries ??= this.mirror.count();
     return { lastSyncMs: this.lastSyncMs, entries: this.entries, ...(this.lastError === undefined ? {} : { lastError: this.lastError }) };
   }
 
@@ -167,8 +213,8 @@ export class CatalogSync implements SyncPort {
   }
 
   /** Catch-up from the saved cursor, or (new, or another endpoint or account) a first listing. */
-  private async startup(saved: SavedState): Promise<void> {
-    const account = await this.net(this.client.currentAccount());
+  private async startup(saved: SavedState, known?: { accountId: string }): Promise<void> {
+    const account = known ?? (await this.net(this.client.currentAccount()));
     this.accountId = account.accountId;
     const ours = saved.cursor !== undefined && saved.endpoint === this.endpoint && saved.accountId === account.accountId;
     if (ours && saved.cursor !== undefined) {
@@ -191,6 +237,7 @@ export class CatalogSync implements SyncPort {
     this.db.transaction(() => {
       this.mirror.clear();
       this.stmt.del.run(KEYS.cursor);
+      this.stmt.del.run(KEYS.complete);
       this.stmt.set.run(KEYS.endpoint, this.endpoint);
       this.stmt.set.run(KEYS.accountId, account.accountId);
     }).immediate();
@@ -201,6 +248,7 @@ export class CatalogSync implements SyncPort {
       page = await this.net(this.client.listContinue(page.cursor));
       this.commitPage(page, false);
     }
+    this.stmt.set.run(KEYS.complete, '1');
     this.synced();
   }
 
@@ -213,6 +261,8 @@ export class CatalogSync implements SyncPort {
       this.commitPage(page, true);
       if (!page.hasMore) break;
     }
+    // A first listing cut short resumes here: it is whole once it reaches !has_more.
+    this.stmt.set.run(KEYS.complete, '1');
     this.synced();
   }
 
@@ -229,6 +279,7 @@ export class CatalogSync implements SyncPort {
     this.db.transaction(() => {
       this.mirror.replaceAll(all);
       this.saveIdentity(cursor);
+      this.stmt.set.run(KEYS.complete, '1');
     }).immediate();
     this.cursor = cursor;
     this.needRelist = false;
@@ -254,7 +305,7 @@ export class CatalogSync implements SyncPort {
 
   /** After a listing or catch-up: the mirror is in step (count() is O(n), once per batch). */
   private synced(): void {
-    this.entries = this.mirror.count();
+    this.entries = undefined;
     this.lastSyncMs = this.now();
     this.lastError = undefined;
   }
@@ -269,7 +320,7 @@ export class CatalogSync implements SyncPort {
 
   private loadState(): SavedState {
     const get = (k: string): string | undefined => this.stmt.get.get(k)?.value;
-    return { cursor: get(KEYS.cursor), endpoint: get(KEYS.endpoint), accountId: get(KEYS.accountId) };
+    return { cursor: get(KEYS.cursor), endpoint: get(KEYS.endpoint), accountId: get(KEYS.accountId), complete: get(KEYS.complete) };
   }
 
   private async run(): Promise<void> {
@@ -281,6 +332,13 @@ export class CatalogSync implements SyncPort {
           this.needStartup = false;
         }
         if (this.needRelist) await this.relist();
+        if (this.needCatchUp) {
+          const t0 = this.now();
+          await this.catchUp();
+          this.needCatchUp = false;
+          this.caughtUpEnded();
+          this.log(`catalog: caught up in the background in ${this.now() - t0} ms`);
+        }
         const cursor = this.cursor;
         if (cursor === undefined) throw new Error('catalog: no cursor to follow changes from');
         const r = await this.net(this.client.longpoll(cursor, this.longpollTimeoutSec, this.signal));
@@ -294,7 +352,11 @@ export class CatalogSync implements SyncPort {
         if (r.backoffSec) await this.wait(r.backoffSec * 1000);
       } catch (e) {
         if (this.signal.aborted || e instanceof AbortedError) break;
+        // The first catch-up failed: writes wait no longer (the saved catalog is used as it
+        // is, as a start without catchUpInBackground would); the loop keeps trying it.
+        this.caughtUpEnded();
         if (e instanceof RemoteError && e.code === 'reset') {
+          this.needCatchUp = false; // the relist replaces the catch-up
           this.log('catalog: the cursor was reset by Dropbox; listing everything again');
           if (!this.needRelist) {
             this.needRelist = true;

@@ -7,7 +7,7 @@
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Dropbox, DropboxAuth } from 'dropbox';
+import type { Dropbox, DropboxAuth } from 'dropbox';
 import { TokenSource, type Credentials } from './auth.js';
 import { downloadRanges, fetchRange } from './download.js';
 import { endpointFetch, type FetchLike } from './endpoint.js';
@@ -96,8 +96,8 @@ export function toMeta(raw: Raw, kind?: Meta['kind']): Meta {
 
 export class DropboxClient {
   readonly tokens: TokenSource;
-  private readonly sdk: Dropbox;
-  private readonly sdkAuth: DropboxAuth;
+  /** The SDK, loaded at the first RPC call (a mount's `status`/`unmount` never load it). */
+  private sdkP: Promise<{ sdk: Dropbox; auth: DropboxAuth }> | undefined;
   private readonly transport: Transport;
   private readonly retry: RetryOptions;
   private readonly fetch: FetchLike;
@@ -105,9 +105,6 @@ export class DropboxClient {
   constructor(readonly opts: ClientOptions) {
     this.fetch = endpointFetch(opts.endpoint, opts.timeoutMs);
     this.tokens = new TokenSource(opts, this.fetch);
-    // The SDK gets only the current access token: refreshing is ours (single flight, on 401 too).
-    this.sdkAuth = new DropboxAuth({ fetch: this.fetch });
-    this.sdk = new Dropbox({ auth: this.sdkAuth, fetch: this.fetch });
     this.transport = new Transport(opts.endpoint, opts.workers + 2, opts.timeoutMs);
     this.retry = {
       ...DEFAULT_RETRY,
@@ -122,6 +119,15 @@ export class DropboxClient {
     this.transport.close();
   }
 
+  private loadSdk(): Promise<{ sdk: Dropbox; auth: DropboxAuth }> {
+    this.sdkP ??= import('dropbox').then(({ Dropbox, DropboxAuth }) => {
+      // The SDK gets only the current access token: refreshing is ours (single flight, on 401 too).
+      const auth = new DropboxAuth({ fetch: this.fetch });
+      return { sdk: new Dropbox({ auth, fetch: this.fetch }), auth };
+    });
+    return this.sdkP;
+  }
+
   /**
    * An RPC call through the SDK, with the policy. The answer must be a JSON object with
    * `fields` (paths like `name/display_name`): anything else (HTML, broken JSON) is "not the API", never a TypeError.
@@ -130,9 +136,10 @@ export class DropboxClient {
     return withRetries(
       route,
       async (attempt) => {
+        const { sdk, auth } = await this.loadSdk();
         attempt.token = await this.tokens.get();
-        this.sdkAuth.setAccessToken(attempt.token);
-        const result = (await call(this.sdk)).result;
+        auth.setAccessToken(attempt.token);
+        const result = (await call(sdk)).result;
         if (!hasFields(result, fields)) throw notTheApi(route, describeBody(result), this.transport.label);
         return result as T;
       },

@@ -9,8 +9,16 @@
  * caller sets its own (the longpoll, which waits by design): a stalled RPC call fails with a
  * FetchError of type request-timeout or body-timeout, which the retry policy treats as a stall.
  */
-import nodeFetch, { Headers, type RequestInfo, type RequestInit, type Response } from 'node-fetch';
+import type { Headers, RequestInfo, RequestInit, Response } from 'node-fetch';
 import { StallError } from './errors.js';
+
+/** node-fetch (with whatwg-url and its tables) is loaded at the first request, not at start-up. */
+interface NodeFetch {
+  default: (url: RequestInfo, init?: RequestInit) => Promise<Response>;
+  Headers: typeof Headers;
+}
+let nodeFetchModule: Promise<NodeFetch> | undefined;
+const loadNodeFetch = (): Promise<NodeFetch> => (nodeFetchModule ??= import('node-fetch') as Promise<NodeFetch>);
 
 export const DROPBOX_HOST_HEADER = 'x-sreg-dropbox-host';
 
@@ -18,8 +26,9 @@ export type FetchLike = (url: RequestInfo, init?: RequestInit) => Promise<Respon
 
 export function endpointFetch(endpoint: string | undefined, timeoutMs = 30_000): FetchLike {
   /** node-fetch's timeout, and its "no answer yet" failure named as the stall it is. */
-  const send = (url: RequestInfo, init: RequestInit): Promise<Response> => {
+  const send = async (url: RequestInfo, init: RequestInit): Promise<Response> => {
     const ms = init.timeout || timeoutMs;
+    const { default: nodeFetch } = await loadNodeFetch();
     return nodeFetch(url, { ...init, timeout: ms }).catch((e: unknown) => {
       if ((e as { type?: string }).type === 'request-timeout') throw new StallError('headers', ms, { cause: e });
       throw e;
@@ -30,7 +39,8 @@ export function endpointFetch(endpoint: string | undefined, timeoutMs = 30_000):
   if (base.protocol !== 'http:' && base.protocol !== 'https:') {
     throw new Error(`endpoint must be an http:// or https:// URL, got ${base.protocol}`);
   }
-  return (url, init = {}) => {
+  return async (url, init = {}) => {
+    const { Headers } = await loadNodeFetch();
     const target = new URL(typeof url === 'string' ? url : 'href' in url ? url.href : url.url);
     const originalHost = target.host;
     target.protocol = base.protocol;

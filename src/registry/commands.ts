@@ -13,9 +13,9 @@ import { localError } from '../dropbox/errors.js';
 import { inspectImage } from '../sif/index.js';
 import { exists, notFound, UsageError } from './errors.js';
 import { removeStalePartials } from './partials.js';
-import { formatUri, parseImageUri, pickImages, remotePath, storageFileName, type ImageName, type RemoteExtension } from './names.js';
+import { DOWNLOAD_URL, formatUri, parseImageUri, pickImages, remotePath, storageFileName, type ImageName, type RemoteExtension } from './names.js';
 
-export const DOWNLOAD_URL = 'https://content.dropboxapi.com/2/files/download';
+export { DOWNLOAD_URL };
 
 export interface Reporter {
   readonly quiet: boolean;

@@ -203,3 +203,6 @@ export function pickImages(paths: readonly string[]): PickedImage[] {
   }
   return [...best.values()].map(({ remote, path }) => ({ image: remote.image, path }));
 }
+
+/** The `url` sregistry records for an image in Dropbox (a download, as the Python client writes it). */
+export const DOWNLOAD_URL = 'https://content.dropboxapi.com/2/files/download';

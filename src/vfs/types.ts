@@ -31,6 +31,13 @@ export interface VfsOptions {
   space: () => { usedBytes: number; allocatedBytes: number };
   log: (line: string) => void;
   nowMs?: () => number;
+  /**
+   * Resolves once the catalog has caught up with the changes made while nothing was mounted
+   * (CatalogSync.caughtUp): until then changes (open for writing, create, truncate, unlink,
+   * mkdir, rmdir, rename) wait, so that none is based on an entry that changed meanwhile;
+   * reads, stats and listings answer from the saved catalog at once. Unset: never waits.
+   */
+  caughtUp?: () => Promise<void>;
 }
 
 /** "/a/B" → Dropbox path "/a/B"; "/" → "". */

@@ -105,12 +105,19 @@ export class Vfs {
     return { bsize: unit, frsize: unit, blocks, bfree, bavail: bfree, files: 1_000_000, ffree: 1_000_000, favail: 1_000_000, namemax: 255 };
   }
 
+  /** A change waits for the catalog's catch-up at start (VfsOptions.caughtUp); reads do not. */
+  private afterCatchUp<T>(change: () => Promise<T>): Promise<T> {
+    return this.o.caughtUp ? this.o.caughtUp().then(change) : change();
+  }
+
   open(fusePath: string, flags: number): Promise<number> {
+    // O_WRONLY or O_RDWR (the access mode is the low two bits): a change.
+    if ((flags & 3) !== 0) return this.afterCatchUp(() => this.handles.open(fusePath, flags));
     return this.handles.open(fusePath, flags);
   }
 
   create(fusePath: string): Promise<number> {
-    return this.handles.create(fusePath);
+    return this.afterCatchUp(() => this.handles.create(fusePath));
   }
 
   read(id: number, offset: number, length: number, into?: Buffer, intoGone?: AbortSignal): Promise<Buffer> {
@@ -131,7 +138,7 @@ export class Vfs {
   }
 
   truncate(fusePath: string, size: number): Promise<void> {
-    return this.handles.truncate(fusePath, size);
+    return this.afterCatchUp(() => this.handles.truncate(fusePath, size));
   }
 
   fsync(id: number): Promise<void> {
@@ -155,19 +162,19 @@ export class Vfs {
   }
 
   unlink(fusePath: string): Promise<void> {
-    return this.ns.unlink(fusePath);
+    return this.afterCatchUp(() => this.ns.unlink(fusePath));
   }
 
   mkdir(fusePath: string): Promise<void> {
-    return this.ns.mkdir(fusePath);
+    return this.afterCatchUp(() => this.ns.mkdir(fusePath));
   }
 
   rmdir(fusePath: string): Promise<void> {
-    return this.ns.rmdir(fusePath);
+    return this.afterCatchUp(() => this.ns.rmdir(fusePath));
   }
 
   rename(fromFuse: string, toFuse: string): Promise<void> {
-    return this.ns.rename(fromFuse, toFuse);
+    return this.afterCatchUp(() => this.ns.rename(fromFuse, toFuse));
   }
 
   /** Every write handle still open (for unmount's report). sync */

@@ -413,3 +413,55 @@ test('a longpoll backoff is waited out before the next longpoll', async (t) => {
   await r.sync.stop();
   for (let i = 1; i < times.length; i++) t.true(times[i]! - times[i - 1]! >= 295, `gap ${times[i]! - times[i - 1]!} ms`);
 });
+
+/** A catalog synced by a first CatalogSync (stopped), then changed in Dropbox while nothing runs. */
+async function savedCatalogThenChanges(t: ExecutionContext, emu: Emulator, c: DropboxClient): Promise<{ folder: string; expected: string[] }> {
+  await fastLongpoll(emu);
+  const expected = await seed(emu);
+  const folder = await dbFolder(t);
+  const first = rig(t, folder, c, emu.url);
+  await first.sync.start();
+  await first.sync.stop();
+  first.db.close();
+  await put(emu, '/while-away.sif');
+  await sdk(emu).filesDeleteV2({ path: '/keep' });
+  return { folder, expected };
+}
+
+test('catchUpInBackground: start() resolves on the saved catalog while the catch-up is held up; its changes then appear, and caughtUp() says when', async (t) => {
+  const emu = await startEmulator(t);
+  const c = client(t, emu, { timeoutMs: 1000 });
+  const { folder, expected } = await savedCatalogThenChanges(t, emu, c);
+  // The catch-up's first list_folder/continue never answers (until the client's timeout, then a retry).
+  await fault(emu, { kind: 'stall', routes: ['files/list_folder/continue'], count: 1 });
+  const second = rig(t, folder, c, emu.url, { catchUpInBackground: true });
+  const account = await c.currentAccount();
+  let caughtUp = false;
+  await second.sync.start(account);
+  void second.sync.caughtUp().then(() => (caughtUp = true));
+  // Answered from the saved catalog: nothing of the catch-up yet (its request is stalled).
+  t.deepEqual(tree(second.mirror), expected);
+  t.false(caughtUp);
+  t.true(second.logs.some((l) => l.includes('catching up with Dropbox in the background')), second.logs.join('\n'));
+  await second.sync.caughtUp();
+  t.deepEqual(tree(second.mirror), [...expected.filter((e) => !e.includes('/keep')), 'f:/while-away.sif'].sort());
+  t.true(second.changes.some((p) => p.includes('/while-away.sif')), 'applied as a longpoll change is (onChange)');
+  // And the loop goes on to follow later changes.
+  await put(emu, '/later.sif');
+  await until(t, 'a later change visible', () => second.mirror.lookup('/later.sif') !== undefined);
+});
+
+test('catchUpInBackground: a catalog not known to be complete (no `complete` mark) is caught up before start() resolves', async (t) => {
+  const emu = await startEmulator(t);
+  const c = client(t, emu);
+  const { folder, expected } = await savedCatalogThenChanges(t, emu, c);
+  const db = MountStateDb.open(folder);
+  t.is(db.fast.prepare<[], { value: string }>("SELECT value FROM sreg_remote_state WHERE key = 'complete'").get()?.value, '1');
+  // As a listing cut short (or a catalog from before the mark) leaves it.
+  db.fast.prepare("DELETE FROM sreg_remote_state WHERE key = 'complete'").run();
+  db.close();
+  const second = rig(t, folder, c, emu.url, { catchUpInBackground: true });
+  await second.sync.start(await c.currentAccount());
+  t.deepEqual(tree(second.mirror), [...expected.filter((e) => !e.includes('/keep')), 'f:/while-away.sif'].sort());
+  await second.sync.caughtUp();
+});

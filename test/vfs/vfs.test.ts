@@ -6,6 +6,7 @@
 import test from 'ava';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { Vfs } from '../../src/vfs/index.js';
 import { MemorySut, spoolFolder } from './memory-sut.js';
 
 let n = 0;
@@ -137,4 +138,38 @@ test('a reader of a file another machine deleted keeps its revision and a clean 
   t.is((await vfs.read(fd, 0, 100)).toString(), 'revision');
   await s.close(fd);
   t.is(vfs.lookup('/r'), undefined);
+});
+
+test('caughtUp: until the catalog has caught up, reads answer at once and changes wait; then the changes run', async (t) => {
+  const s = await sut(t);
+  const fd = await s.vfs.create('/f');
+  await s.vfs.write(fd, Buffer.from('abc'), 0);
+  await s.close(fd);
+  await s.drain();
+  let open!: () => void;
+  const caughtUp = new Promise<void>((r) => (open = r));
+  const vfs = new Vfs({ ...s.ports.options, caughtUp: () => caughtUp });
+  // Reads: at once, from the catalog as it is.
+  t.deepEqual(vfs.readdir('/'), ['f']);
+  const r = await vfs.open('/f', 0);
+  t.is((await vfs.read(r, 0, 10)).toString(), 'abc');
+  await vfs.release(r);
+  // Changes: held until the catch-up is over.
+  const done: string[] = [];
+  const changes = [
+    vfs.create('/g').then(async (h) => { done.push('create'); await vfs.release(h); }),
+    vfs.open('/f', O_WRONLY).then(async (h) => { done.push('open for writing'); await vfs.release(h); }),
+    vfs.mkdir('/d').then(() => done.push('mkdir')),
+  ];
+  for (let i = 0; i < 20; i++) await new Promise((res) => setImmediate(res));
+  t.deepEqual(done, [], 'no change ran before the catch-up');
+  t.is(vfs.lookup('/d'), undefined);
+  open();
+  await Promise.all(changes);
+  t.deepEqual([...done].sort(), ['create', 'mkdir', 'open for writing']);
+  await vfs.rename('/d', '/e');
+  await vfs.unlink('/g');
+  t.truthy(vfs.lookup('/e'));
+  t.is(vfs.lookup('/g'), undefined);
+  await s.vfs.settled();
 });

@@ -6,7 +6,6 @@ import { parseAdapter } from '../../app/fuse-adapter.js';
 import { mountStatus, unmount, type MountStatus } from '../../app/mount-clients.js';
 import { StartAborted } from '../../app/lifecycle.js';
 import { openMountLog } from '../../app/mount-log.js';
-import { serveMount } from '../../app/serve.js';
 import { UsageError } from '../../registry/errors.js';
 import { parseBytes } from '../../util/bytes.js';
 import { run, type GlobalArgs } from '../run.js';
@@ -46,6 +45,8 @@ export const mountCommand: Cmd<{ dir: string; foreground?: boolean; 'cache-size'
       if (!o.foreground) return mountInBackground(s.config, o, s.out);
       const log = openMountLog({ file: logFile, debug: o.debug, maxBytes: s.config.logMaxBytes });
       try {
+        // Loaded only here: the parent of a background mount needs none of the mount's parts.
+        const { serveMount } = await import('../../app/serve.js');
         await serveMount(s.config, o, log);
       } catch (e) {
         // Stopped on request before it was ready: nothing was left behind, and that is a clean stop.
