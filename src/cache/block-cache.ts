@@ -6,13 +6,14 @@
 import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import type { Database } from 'better-sqlite3';
 import { LRUCache } from 'lru-cache';
-import { combineBlockDigests, sha256Yielding } from '../dropbox/content-hash.js';
+import { combineBlockDigests } from '../dropbox/content-hash.js';
 import type { BlockCachePort, CacheStats, FileRef } from '../vfs/ports.js';
 import { BLOCK_BYTES, blockCount, blockKey, blockRange, blocksWithin } from './blocks.js';
 import { BlockFiles, readLocalBlock } from './disk.js';
 import { CacheError } from './errors.js';
 import { IndexDb } from './persist.js';
 import { bufferFor } from '../util/read.js';
+import { Sha256Pool } from '../util/sha256-pool.js';
 import { BlockBufferPool } from './pool.js';
 import { ReadSink } from './sink.js';
 import { ReadaheadPlanner } from './readahead.js';
@@ -38,6 +39,8 @@ export interface BlockCacheOptions {
   nowMs?: () => number;
   /** How often last-use times are written to the index (default 5000). */
   indexFlushIntervalMs?: number;
+  /** Worker threads that hash blocks (default 2). */
+  hashWorkers?: number;
 }
 
 interface Entry {
@@ -76,6 +79,8 @@ export class BlockCache implements BlockCachePort {
   private readonly diskSlots: FetchSlots;
   private readonly planner: ReadaheadPlanner;
   private readonly buffers: BlockBufferPool;
+  /** Block digests, off the event loop; closed by close(). */
+  private readonly hasher: Sha256Pool;
   private readonly files: BlockFiles;
   private readonly persist: IndexDb;
   private readonly log: (line: string) => void;
@@ -109,6 +114,7 @@ export class BlockCache implements BlockCachePort {
     this.slots = new FetchSlots(opts.maxInFlight);
     this.diskSlots = new FetchSlots(opts.maxInFlight);
     this.buffers = new BlockBufferPool(opts.maxInFlight);
+    this.hasher = new Sha256Pool({ size: opts.hashWorkers ?? 2 });
     // The window reaches twice as far as the fetches that may run: the slots keep maxInFlight on
     // the wire, and a slot that frees while the reader still waits on an earlier block goes to
     // the next block at once. With a window of maxInFlight, fetches went in waves that ended
@@ -262,7 +268,7 @@ export class BlockCache implements BlockCachePort {
         throw new CacheError('bad_fetch', `fetching bytes ${start}-${end} of rev ${file.rev} returned ${Buffer.isBuffer(data) ? data.length : typeof data} bytes`);
       }
       this.fetchedBytes += data.length;
-      await this.store(file.rev, b, data, sha256Yielding(data));
+      await this.store(file.rev, b, data, this.hasher.digest(data));
       if (this.checkRev(file) !== 'mismatch') return data;
       const times = this.onMismatch(file);
       if (times < 2) return RETRY;
@@ -294,7 +300,7 @@ export class BlockCache implements BlockCachePort {
         await ticket.ready;
         buf = this.buffers.acquire();
         const data = await this.files.read(entry.rev, entry.block, 0, entry.bytes, buf);
-        if ((await sha256Yielding(data)).equals(entry.sha256)) {
+        if ((await this.hasher.digest(data)).equals(entry.sha256)) {
           entry.verified = true;
           return data;
         }
@@ -457,13 +463,13 @@ export class BlockCache implements BlockCachePort {
             const data = await readLocalBlock(fh, localPath, file.size, b, buf);
             const key = blockKey(file.rev, b);
             if (this.index.has(key) || this.inflight.has(key)) {
-              digests[b] = await sha256Yielding(data);
+              digests[b] = await this.hasher.digest(data);
             } else {
               let release!: (r: BlockResult) => void;
               const pending: Pending = { promise: new Promise<BlockResult>((r) => (release = r)), promote: noop };
               this.inflight.set(key, pending);
               try {
-                const digest = sha256Yielding(data);
+                const digest = this.hasher.digest(data);
                 if (await this.store(file.rev, b, data, digest)) kept++;
                 digests[b] = await digest;
               } finally {
@@ -545,6 +551,7 @@ export class BlockCache implements BlockCachePort {
       this.keepFilesOnDispose = true; // the whole folder goes
       this.index.clear();
     }
+    await this.hasher.close();
     this.persist.flush(true);
     this.files.closeFiles();
     await this.files.settle();

@@ -22,8 +22,9 @@
  *   written (disk full) is served from memory to its readers and not kept.
  *
  * Concurrency
- * - One JS thread; file I/O is fs.promises (positional reads, a bounded handle cache) and
- *   digests run on the event loop in 1 MiB slices (sha256Yielding); SQLite writes are short batched transactions
+ * - One JS thread; file I/O is fs.promises (positional reads, a bounded handle cache); block
+ *   digests run on a small pool of worker threads (util/sha256-pool.ts) that read the pooled
+ *   buffers in place (SharedArrayBuffers); SQLite writes are short batched transactions
  *   (inserts/deletes at most once a second, last-use times every few seconds, both at close).
  * - Single flight: one promise per block being fetched, adopted or checked; every reader of that
  *   block waits on it. At most `maxInFlight` fetches run at once; a waiting reader's fetch goes
