@@ -39,7 +39,7 @@ export interface BlockCacheOptions {
   nowMs?: () => number;
   /** How often last-use times are written to the index (default 5000). */
   indexFlushIntervalMs?: number;
-  /** Worker threads that hash blocks (default 2). */
+  /** Worker threads that hash blocks (default 1). */
   hashWorkers?: number;
 }
 
@@ -119,6 +119,7 @@ export class BlockCache implements BlockCachePort {
     await mkdir(opts.dir, { recursive: true });
     const cache = new BlockCache(opts);
     await cache.load();
+    cache.hasher.warm(); // started with the mount, not at the first block of the first read
     cache.timer = setInterval(() => cache.persist.flush(true), opts.indexFlushIntervalMs ?? 5000);
     cache.timer.unref();
     return cache;
@@ -130,7 +131,7 @@ export class BlockCache implements BlockCachePort {
     this.slots = new FetchSlots(opts.maxInFlight);
     this.diskSlots = new FetchSlots(opts.maxInFlight);
     this.buffers = new BlockBufferPool(opts.maxInFlight);
-    this.hasher = new Sha256Pool({ size: opts.hashWorkers ?? 2 });
+    this.hasher = new Sha256Pool({ size: opts.hashWorkers ?? 1 });
     // The window reaches twice as far as the fetches that may run: the slots keep maxInFlight on
     // the wire, and a slot that frees while the reader still waits on an earlier block goes to
     // the next block at once. With a window of maxInFlight, fetches went in waves that ended
