@@ -7,18 +7,19 @@ import { EventEmitter } from 'node:events';
 import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import type { Database } from 'better-sqlite3';
 import { LRUCache } from 'lru-cache';
-import { combineBlockDigests, sha256Yielding } from '../dropbox/content-hash.js';
+import { combineBlockDigests } from '../dropbox/content-hash.js';
 import type { BlockCachePort, CacheStats, FileRef } from '../vfs/ports.js';
 import { BLOCK_BYTES, blockCount, blockKey, blockRange, blocksWithin } from './blocks.js';
 import { BlockFiles, readLocalBlock } from './disk.js';
 import { CacheError } from './errors.js';
 import { IndexDb } from './persist.js';
 import { bufferFor } from '../util/read.js';
+import { Sha256Pool } from '../util/sha256-pool.js';
 import { BlockBufferPool } from './pool.js';
 import { ReadSink } from './sink.js';
 import { ReadaheadPlanner } from './readahead.js';
 import { FetchSlots, type Priority, type Ticket } from './slots.js';
-import { revVerdict, type Verdict } from './verify.js';
+import { revVerdict, type DigestedBlock, type Verdict } from './verify.js';
 
 export interface BlockCacheOptions {
   /** sregistry.db (migrated); null keeps the index in memory only (SINGULARITY_DISABLE_CACHE). */
@@ -39,6 +40,8 @@ export interface BlockCacheOptions {
   nowMs?: () => number;
   /** How often last-use times are written to the index (default 5000). */
   indexFlushIntervalMs?: number;
+  /** Worker threads that hash blocks (default 1). */
+  hashWorkers?: number;
 }
 
 interface Entry {
@@ -59,6 +62,16 @@ interface Pending {
   promote(): void;
 }
 
+/**
+ * A fetched block, digested and served from memory while its file is written: it counts for
+ * the content_hash check, and its fetch (its Pending, which has its bytes) stays in `inflight`
+ * for the readers that come meanwhile, until it is indexed or dropped.
+ */
+interface Unwritten extends DigestedBlock {
+  sha256: Buffer;
+  pending: Pending;
+}
+
 const noop = (): void => undefined;
 const MAX_ATTEMPTS = 5;
 const WRITE_ERROR_LOG_EVERY_MS = 10_000;
@@ -76,6 +89,12 @@ export class BlockCache extends EventEmitter implements BlockCachePort {
   private readonly index: LRUCache<string, Entry>;
   private readonly byRev = new Map<string, Map<number, Entry>>();
   private readonly inflight = new Map<string, Pending>();
+  /** rev → block → fetched blocks being written (see Unwritten). */
+  private readonly unwritten = new Map<string, Map<number, Unwritten>>();
+  /** The write in progress per block key: a block's writes never overlap. */
+  private readonly writes = new Map<string, Promise<boolean>>();
+  /** Fetched blocks being written behind their readers (writeBehind). */
+  private readonly behind = new Set<Promise<void>>();
   private readonly mismatches = new Map<string, number>();
   private readonly checkedRevs = new Set<string>();
   private readonly ops = new Set<Promise<unknown>>();
@@ -83,6 +102,8 @@ export class BlockCache extends EventEmitter implements BlockCachePort {
   private readonly diskSlots: FetchSlots;
   private readonly planner: ReadaheadPlanner;
   private readonly buffers: BlockBufferPool;
+  /** Block digests, off the event loop; closed by close(). */
+  private readonly hasher: Sha256Pool;
   private readonly files: BlockFiles;
   private readonly persist: IndexDb;
   private readonly log: (line: string) => void;
@@ -105,6 +126,7 @@ export class BlockCache extends EventEmitter implements BlockCachePort {
     await mkdir(opts.dir, { recursive: true });
     const cache = new BlockCache(opts);
     await cache.load();
+    cache.hasher.warm(); // started with the mount, not at the first block of the first read
     cache.timer = setInterval(() => cache.persist.flush(true), opts.indexFlushIntervalMs ?? 5000);
     cache.timer.unref();
     return cache;
@@ -117,6 +139,7 @@ export class BlockCache extends EventEmitter implements BlockCachePort {
     this.slots = new FetchSlots(opts.maxInFlight);
     this.diskSlots = new FetchSlots(opts.maxInFlight);
     this.buffers = new BlockBufferPool(opts.maxInFlight);
+    this.hasher = new Sha256Pool({ size: opts.hashWorkers ?? 1 });
     // The window reaches twice as far as the fetches that may run: the slots keep maxInFlight on
     // the wire, and a slot that frees while the reader still waits on an earlier block goes to
     // the next block at once. With a window of maxInFlight, fetches went in waves that ended
@@ -193,6 +216,14 @@ export class BlockCache extends EventEmitter implements BlockCachePort {
       misses: this.misses,
       fetchedBytes: this.fetchedBytes,
     };
+  }
+
+  /**
+   * Resolves once the blocks fetched so far are written and indexed (or given up): a read
+   * settles before its fetched blocks are on disk. Not part of the port (tests, benchmarks).
+   */
+  async settle(): Promise<void> {
+    while (this.behind.size > 0) await Promise.allSettled([...this.behind]);
   }
 
   close(): Promise<void> {
@@ -293,8 +324,14 @@ export class BlockCache extends EventEmitter implements BlockCachePort {
     return pending;
   }
 
+  /**
+   * Fetches and digests a block and hands its bytes (the pooled buffer) to its readers at once;
+   * the block file is written behind them (writeBehind), and the fetch keeps its slot and its
+   * buffer until it is: at most `maxInFlight` fetched blocks are in memory, as before.
+   */
   private async runFetch(file: FileRef, b: number, ticket: Ticket, key: string, pending: Pending): Promise<BlockResult> {
     let buf: Buffer | undefined;
+    let writing = false;
     try {
       await ticket.ready;
       const { start, end } = blockRange(file.size, b);
@@ -304,18 +341,44 @@ export class BlockCache extends EventEmitter implements BlockCachePort {
         throw new CacheError('bad_fetch', `fetching bytes ${start}-${end} of rev ${file.rev} returned ${Buffer.isBuffer(data) ? data.length : typeof data} bytes`);
       }
       this.fetchedBytes += data.length;
-      await this.store(file.rev, b, data, sha256Yielding(data));
-      if (this.checkRev(file) !== 'mismatch') return data;
-      const times = this.onMismatch(file);
-      if (times < 2) return RETRY;
-      this.mismatches.delete(file.rev);
-      throw new CacheError('corrupt', `rev ${file.rev} (${file.id}) did not match its content_hash twice in a row`);
+      const fresh: Unwritten = { bytes: data.length, sha256: await this.hasher.digest(data), pending };
+      let blocks = this.unwritten.get(file.rev);
+      if (!blocks) this.unwritten.set(file.rev, (blocks = new Map<number, Unwritten>()));
+      blocks.set(b, fresh);
+      if (this.checkRev(file) === 'mismatch') {
+        const times = this.onMismatch(file); // drops this block too
+        if (times < 2) return RETRY;
+        this.mismatches.delete(file.rev);
+        throw new CacheError('corrupt', `rev ${file.rev} (${file.id}) did not match its content_hash twice in a row`);
+      }
+      writing = true;
+      const w = this.track(() => this.writeBehind(file.rev, b, key, data, fresh, buf, ticket));
+      this.behind.add(w);
+      void w.finally(() => this.behind.delete(w));
+      return data;
     } catch (e) {
       if (this.fetchAbort.signal.aborted) throw new CacheError('closed', 'the block cache is closed', { cause: e });
       if (!(e instanceof CacheError && e.code === 'closed')) this.log(`cache: block ${b} of rev ${file.rev}: ${(e as Error).message}`);
       throw e;
     } finally {
-      if (this.inflight.get(key) === pending) this.inflight.delete(key);
+      if (!writing) {
+        if (this.inflight.get(key) === pending) this.inflight.delete(key);
+        this.buffers.releaseLater(buf, ticket);
+      }
+    }
+  }
+
+  /** Writes a fetched block (already served) and indexes it unless its rev was dropped meanwhile. */
+  private async writeBehind(rev: string, b: number, key: string, data: Buffer, fresh: Unwritten, buf: Buffer | undefined, ticket: Ticket): Promise<void> {
+    try {
+      await this.store(rev, b, data, fresh.sha256, () => this.unwritten.get(rev)?.get(b) === fresh);
+    } finally {
+      const blocks = this.unwritten.get(rev);
+      if (blocks?.get(b) === fresh) {
+        blocks.delete(b);
+        if (blocks.size === 0) this.unwritten.delete(rev);
+      }
+      if (this.inflight.get(key) === fresh.pending) this.inflight.delete(key);
       this.buffers.releaseLater(buf, ticket);
     }
   }
@@ -336,7 +399,7 @@ export class BlockCache extends EventEmitter implements BlockCachePort {
         await ticket.ready;
         buf = this.buffers.acquire();
         const data = await this.files.read(entry.rev, entry.block, 0, entry.bytes, buf);
-        if ((await sha256Yielding(data)).equals(entry.sha256)) {
+        if ((await this.hasher.digest(data)).equals(entry.sha256)) {
           entry.verified = true;
           this.emitReady(entry); // native adapter
           return data;
@@ -360,7 +423,7 @@ export class BlockCache extends EventEmitter implements BlockCachePort {
 
   /** With every block of the rev present: do their digests make `file.contentHash`? */
   private checkRev(file: FileRef): Verdict {
-    const v = revVerdict(file, this.byRev.get(file.rev));
+    const v = revVerdict(file, this.digestsOf(file.rev));
     if (v === 'ok') this.mismatches.delete(file.rev);
     return v;
   }
@@ -381,30 +444,60 @@ export class BlockCache extends EventEmitter implements BlockCachePort {
     if (this.checkRev(file) === 'mismatch') this.onMismatch(file);
   }
 
+  /** The digests of a rev's blocks: indexed ones and fetched ones being written. */
+  private digestsOf(rev: string): ReadonlyMap<number, DigestedBlock> | undefined {
+    const kept = this.byRev.get(rev);
+    const fresh = this.unwritten.get(rev);
+    if (!fresh) return kept;
+    if (!kept) return fresh;
+    const all = new Map<number, DigestedBlock>(kept);
+    for (const [b, u] of fresh) all.set(b, u);
+    return all;
+  }
+
+  /** Forgets every block of the rev: indexed ones and fetched ones being written (no reader gets them any more). */
   private dropRev(rev: string): void {
+    for (const [b, u] of this.unwritten.get(rev) ?? []) {
+      const key = blockKey(rev, b);
+      if (this.inflight.get(key) === u.pending) this.inflight.delete(key);
+    }
+    this.unwritten.delete(rev);
     for (const b of [...(this.byRev.get(rev)?.keys() ?? [])]) this.index.delete(blockKey(rev, b));
   }
 
   // ---- the index ----
 
-  /** Writes a block file and indexes it, within the budget. Never throws: false = not kept. */
-  private async store(rev: string, b: number, data: Buffer, digest: Promise<Buffer>): Promise<boolean> {
+  /**
+   * Writes a block file and indexes it, within the budget, unless `current()` says otherwise
+   * once it is written (its rev was dropped meanwhile: the file goes). Writes of one block run
+   * one after the other. Never throws: false = not kept.
+   */
+  private store(rev: string, b: number, data: Buffer, sha256: Buffer, current: () => boolean = () => true): Promise<boolean> {
     const key = blockKey(rev, b);
-    digest.catch(noop);
-    if (this.index.has(key) || !this.makeRoom(data.length)) {
-      await digest.catch(noop);
-      return false;
-    }
-    let sha256: Buffer;
+    const before = this.writes.get(key);
+    const job = before ? before.then(() => this.storeNow(key, rev, b, data, sha256, current)) : this.storeNow(key, rev, b, data, sha256, current);
+    this.writes.set(key, job);
+    void job.then(() => {
+      if (this.writes.get(key) === job) this.writes.delete(key);
+    });
+    return job;
+  }
+
+  private async storeNow(key: string, rev: string, b: number, data: Buffer, sha256: Buffer, current: () => boolean): Promise<boolean> {
+    if (this.index.has(key) || !this.makeRoom(data.length)) return false;
     try {
       await this.files.settle(); // evicted files are gone before this one is written: disk ≤ budget
-      [sha256] = await Promise.all([digest, this.files.write(rev, b, data)]);
+      await this.files.write(rev, b, data);
     } catch (e) {
       this.reservedBytes -= data.length;
       this.logWriteError(rev, b, e);
       return false;
     }
     this.reservedBytes -= data.length;
+    if (!current()) {
+      this.files.remove(rev, b);
+      return false;
+    }
     if (this.index.has(key)) return true;
     const entry: Entry = { rev, block: b, bytes: data.length, sha256, lastUsedMs: this.now(), verified: true };
     this.index.set(key, entry);
@@ -502,15 +595,15 @@ export class BlockCache extends EventEmitter implements BlockCachePort {
             const data = await readLocalBlock(fh, localPath, file.size, b, buf);
             const key = blockKey(file.rev, b);
             if (this.index.has(key) || this.inflight.has(key)) {
-              digests[b] = await sha256Yielding(data);
+              digests[b] = await this.hasher.digest(data);
             } else {
               let release!: (r: BlockResult) => void;
               const pending: Pending = { promise: new Promise<BlockResult>((r) => (release = r)), promote: noop };
               this.inflight.set(key, pending);
               try {
-                const digest = sha256Yielding(data);
+                const digest = await this.hasher.digest(data);
                 if (await this.store(file.rev, b, data, digest)) kept++;
-                digests[b] = await digest;
+                digests[b] = digest;
               } finally {
                 if (this.inflight.get(key) === pending) this.inflight.delete(key);
                 release(data);
@@ -590,6 +683,7 @@ export class BlockCache extends EventEmitter implements BlockCachePort {
       this.keepFilesOnDispose = true; // the whole folder goes
       this.index.clear();
     }
+    await this.hasher.close();
     this.persist.flush(true);
     this.files.closeFiles();
     await this.files.settle();

@@ -11,6 +11,12 @@
  * - A block file is written to a temporary name and renamed; its row is written after the
  *   rename; a removal of a path finishes before another block is renamed onto it. At open,
  *   rows without a file and files (or temporaries) without a row are removed.
+ * - A fetched block is digested, checked with its rev (below) and then handed to its readers
+ *   from memory (the fetch's buffer); its file is written behind them and it is indexed once
+ *   written (`indexed()`, the one place where a block becomes durable and indexed; `disposed()`
+ *   the one where it goes). Until then it counts for the content_hash check and readers that
+ *   come get its bytes from memory; a rev found not to match drops these too. `settle()` waits
+ *   for the writes behind (tests).
  * - Every indexed block has the SHA-256 of its bytes. Blocks fetched or adopted in this session
  *   were digested from the bytes written; a block from an earlier session is digested from
  *   disk at its first use and refetched if it differs from its row. When every block of a rev
@@ -22,13 +28,14 @@
  *   written (disk full) is served from memory to its readers and not kept.
  *
  * Concurrency
- * - One JS thread; file I/O is fs.promises (positional reads, a bounded handle cache) and
- *   digests run on the event loop in 1 MiB slices (sha256Yielding); SQLite writes are short batched transactions
+ * - One JS thread; file I/O is fs.promises (positional reads, a bounded handle cache); block
+ *   digests run on a small pool of worker threads (util/sha256-pool.ts) that read the pooled
+ *   buffers in place (SharedArrayBuffers); SQLite writes are short batched transactions
  *   (inserts/deletes at most once a second, last-use times every few seconds, both at close).
  * - Single flight: one promise per block being fetched, adopted or checked; every reader of that
  *   block waits on it. At most `maxInFlight` fetches run at once; a waiting reader's fetch goes
- *   before readahead, and readahead never takes the last free slot. A fetch holds its slot until
- *   its block is on disk, so at most `maxInFlight` fetched blocks are in memory (in pooled
+ *   before readahead, and readahead never takes the last free slot. A fetch holds its slot (and
+ *   its buffer) until its block is on disk, also after its readers have their bytes, so at most `maxInFlight` fetched blocks are in memory (in pooled
  *   buffers, of which at most `maxInFlight` are kept free). A read fills one buffer: the
  *   caller's when it passes one (the kernel's, through fuse/: no allocation or copy on a hit),
  *   else a new one. Such a read settles only once nothing writes into the caller's buffer any

@@ -21,6 +21,7 @@ test('the index survives close + open: no refetch after reopening', async (t) =>
   let now = 1_000;
   const first = await openCache(t, { db, dir, fetch: remote.fetch, nowMs: () => now });
   t.true((await first.cache.read(f, 0, f.size, 1)).equals(remote.data(f)));
+  await first.cache.settle(); // fetched blocks are written (and indexed) behind their readers
   now = 2_000;
   await first.cache.read(f, BLOCK, 10, freshStream()); // touch block 1 (written behind)
   await first.cache.close();
@@ -117,11 +118,13 @@ test('bytes that do not make the content_hash are dropped once every block is re
   // The read that completes the rev sees the mismatch: all blocks dropped, its own block fetched again.
   t.true((await cache.read(f, 3 * BLOCK, 5, freshStream())).equals(data.subarray(3 * BLOCK)));
   t.true(logs.some((l) => /do not make its content_hash \(1 time/.test(l)), logs.join('\n'));
+  await cache.settle(); // fetched blocks are written behind their readers
   t.is(cache.stats().blocks, 1);
   t.true((await cache.read(f, 0, f.size, freshStream())).equals(data), 'every block fetched again, correct');
   t.is(remote.count(f.rev, 1), 2);
   t.is(remote.count(f.rev, 3), 2);
   t.is(remote.count(), 4 + 4);
+  await cache.settle();
   t.is(cache.stats().blocks, 4);
   t.true((await cache.read(f, 0, f.size, freshStream())).equals(data));
   t.is(remote.count(), 8, 'verified: kept');
@@ -149,6 +152,7 @@ test('db: null keeps the index in memory; removeDirOnClose removes the folder', 
   const dir = path.join(work, 'tmp-cache');
   const { cache } = await openCache(t, { db: null, dir, fetch: remote.fetch, removeDirOnClose: true });
   t.true((await cache.read(f, 0, f.size, 1)).equals(remote.data(f)));
+  await cache.settle(); // fetched blocks are written behind their readers
   t.deepEqual((await readdir(path.join(dir, revDirName(f.rev)))).sort(), ['0', '1']);
   await cache.close();
   await t.throwsAsync(access(dir), { code: 'ENOENT' });
@@ -157,6 +161,7 @@ test('db: null keeps the index in memory; removeDirOnClose removes the folder', 
   const db = openDb(t, work);
   const withDb = await openCache(t, { db, dir, fetch: remote.fetch, removeDirOnClose: true });
   await withDb.cache.read(f, 0, 10, 1);
+  await withDb.cache.settle();
   t.is(withDb.cache.stats().blocks, 1);
   await withDb.cache.close();
   await t.throwsAsync(access(dir), { code: 'ENOENT' });
@@ -188,6 +193,7 @@ test('a smaller budget at the next open keeps the most recently used blocks', as
   for (const b of [3, 1, 0, 2]) {
     now += 10;
     await first.cache.read(f, b * BLOCK, 10, freshStream());
+    await first.cache.settle(); // indexed (with its time of use) behind the reader
   }
   await first.cache.close();
   const second = await openCache(t, { db, dir, fetch: remote.fetch, budgetBytes: 2 * BLOCK });

@@ -34,3 +34,8 @@ test('at most `keep` free buffers are kept', async (t) => {
   t.not(c, a);
   t.not(c, b, 'b was dropped, not kept');
 });
+
+test('buffers live in SharedArrayBuffers: the hashing workers read them without a copy', (t) => {
+  const pool = new BlockBufferPool(1);
+  t.true(pool.acquire().buffer instanceof SharedArrayBuffer);
+});

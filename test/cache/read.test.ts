@@ -111,9 +111,11 @@ test('stats: hits, misses, fetched bytes, used bytes, blocks', async (t) => {
   const { cache } = await openCache(t, { dir: await tempDir(t), fetch: remote.fetch, budgetBytes: 100 * MiB });
   t.deepEqual(cache.stats(), { budgetBytes: 100 * MiB, usedBytes: 0, blocks: 0, hits: 0, misses: 0, fetchedBytes: 0 });
   await cache.read(f, 10, 10, freshStream()); // miss: block 0
+  await cache.settle(); // written behind the read
   await cache.read(f, 20, 10, freshStream()); // hit
   await cache.read(f, BLOCK - 5, 10, freshStream()); // miss: block 1 (block 0 on disk)
   await cache.read(f, 2 * BLOCK, 10, freshStream()); // miss: block 2
+  await cache.settle();
   await cache.read(f, 0, f.size, freshStream()); // hit: all on disk
   await cache.read(f, f.size, 10, freshStream()); // nothing to read: not counted
   t.deepEqual(cache.stats(), { budgetBytes: 100 * MiB, usedBytes: f.size, blocks: 3, hits: 2, misses: 3, fetchedBytes: f.size });

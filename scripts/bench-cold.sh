@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# The mount's CPU per GiB on a cold read from an UNSHAPED emulator, against its floor measured
+# in the same run: the CPU of N ranged curls of the same bytes (→ /dev/null) plus
+# `openssl dgst -sha256` of them. A quick, focused part of bench-mount.sh (issue 10's aim
+# "mount CPU ≤ 1.6× the floor"); needs root and /dev/fuse.
+#
+#   scripts/bench-cold.sh
+#
+# Environment (all optional):
+#   BENCH_IMAGE        a SIF to use; built there (and kept) if missing
+#   BENCH_DATA_MIB     --data-mib for the image (default 250: a ~256 MiB SIF)
+#   BENCH_RUNS         rounds (default 3; 2..9), each: curls, openssl, a fresh mount's cold dd
+#   BENCH_CPU_PROF     a folder: the mount runs with --cpu-prof there (one .cpuprofile per mount)
+#   SREGISTRY_PYTHON_THREADS  N: sreg's fetch workers and the floor's parallel curls (default 9)
+#   BENCH_SREG         which sreg to measure: `dist` (default) or a git revision (see lib/bench.sh)
+# Prints one line per measurement and a summary (medians): CPU s/GiB of the mount, of the
+# curls, of openssl, the ratio mount / floor, and the cold read's MB/s.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo="$(pwd)"
+# shellcheck source=scripts/lib/bench.sh
+. scripts/lib/bench.sh
+
+BENCH_DATA_MIB="${BENCH_DATA_MIB:-250}"
+export BENCH_DATA_MIB
+bench_settings /dev/null
+bandwidth="" # unshaped
+[ "$(id -u)" -eq 0 ] || { echo "bench-cold: needs root (a FUSE mount)" >&2; exit 1; }
+need curl dd node openssl fusermount
+bench_init cold
+
+active_mnt="" active_d="" mpid=""
+bench_cleanup_hook() {
+  if [ -n "$active_mnt" ] && mountpoint -q "$active_mnt"; then
+    timeout 120 env "${senv[@]}" node "$cli" --quiet unmount "$active_mnt" >/dev/null 2>&1 \
+      || fusermount -uz "$active_mnt" 2>/dev/null || umount -l "$active_mnt" 2>/dev/null || true
+  fi
+  [ -z "$mpid" ] || kill -KILL "$mpid" 2>/dev/null || true
+}
+
+bench_private_sreg
+bench_image
+bench_emulator
+
+senv=()
+use_env() {
+  mkdir -p "$1/home" "$1/storage" "$1/db" "$1/cache"
+  senv=(HOME="$1/home" SREGISTRY_STORAGE="$1/storage" SREGISTRY_DATABASE="$1/db" SINGULARITY_CACHEDIR="$1/cache"
+    SREGISTRY_DROPBOX_ENDPOINT="$url" SREGISTRY_DROPBOX_TOKEN="$DBX_TOKEN" SREGISTRY_PYTHON_THREADS="$threads"
+    SREGISTRY_CLIENT_SECRETS="$1/home/.sregistry")
+}
+sreg() { env "${senv[@]}" node "$cli" --quiet "$@"; }
+
+rpath="/bench/bench:big.simg"
+use_env "$tmp/seed"
+sreg push --force "$img" --name bench/bench:big >"$tmp/seed/push.out" 2>&1 || { cat "$tmp/seed/push.out" >&2; die "seeding push failed"; }
+gib="$(awk -v s="$size" 'BEGIN { print s / 1073741824 }')"
+per_gib() { awk -v c="$1" -v g="$gib" 'BEGIN { printf "%.2f", c / g }'; }
+
+curls() {
+  local i start end per=$((size / threads)) pids=()
+  for ((i = 0; i < threads; i++)); do
+    start=$((i * per))
+    end=$((i == threads - 1 ? size - 1 : (i + 1) * per - 1))
+    dbx_curl --fail -r "$start-$end" -o /dev/null -X POST "$url/2/files/download" \
+      -H "Dropbox-API-Arg: {\"path\":\"$rpath\"}" >/dev/null &
+    pids+=($!)
+    kids+=($!)
+  done
+  wait_all "${pids[@]}" || die "a ranged curl failed"
+}
+
+results="$tmp/results.tsv"
+: >"$results"
+mnt="$tmp/mnt"
+for run in $(seq 1 "$runs"); do
+  sync
+  start_timing
+  track curls
+  stop_timing
+  c_curl="$cpu_c"
+  cat "$img" >/dev/null # openssl reads from the page cache: its CPU is the hashing
+  start_timing
+  track openssl dgst -sha256 "$img" >/dev/null
+  stop_timing
+  c_ssl="$cpu_c"
+
+  d="$tmp/m-$run"
+  use_env "$d"
+  mkdir -p "$mnt"
+  active_mnt="$mnt"
+  if [ -n "${BENCH_CPU_PROF:-}" ]; then
+    # --cpu-prof is not allowed in NODE_OPTIONS: the mount runs in the foreground here.
+    mkdir -p "$BENCH_CPU_PROF"
+    env "${senv[@]}" node --cpu-prof --cpu-prof-dir="$BENCH_CPU_PROF" "$cli" --quiet mount "$mnt" --foreground \
+      --cache-size 4Gi --log-file "$d/mount.log" >"$d/mount.out" 2>&1 &
+    mpid=$!
+    for _ in $(seq 1 300); do [ -e "$mnt$rpath" ] && break; kill -0 "$mpid" 2>/dev/null || break; sleep 0.1; done
+    [ -e "$mnt$rpath" ] || die "the mount did not come up: $(cat "$d/mount.out")"
+  else
+    sreg mount --cache-size 4Gi "$mnt" >"$d/mount.out" 2>&1 || { cat "$d/mount.out" >&2; die "sreg mount failed"; }
+    mpid="$(sed -n 's/.*(pid \([0-9]*\),.*/\1/p' "$d/mount.out" | head -n1)"
+  fi
+  [ -n "$mpid" ] || die "no mount pid: $(cat "$d/mount.out")"
+  sync
+  mc0="$(proc_cpu "$mpid")"
+  ms0="$(awk -v hz="$clk_tck" '{ printf "%.3f", $15 / hz }' "/proc/$mpid/stat")"
+  t0="$(now_ns)"
+  track dd if="$mnt$rpath" of=/dev/null bs=1M status=none
+  t1="$(now_ns)"
+  mc1="$(proc_cpu "$mpid")"
+  ms1="$(awk -v hz="$clk_tck" '{ printf "%.3f", $15 / hz }' "/proc/$mpid/stat")"
+  sreg unmount "$mnt" >"$d/unmount.out" 2>&1 || { cat "$d/unmount.out" >&2; die "sreg unmount failed"; }
+  if [ -n "${BENCH_CPU_PROF:-}" ]; then wait "$mpid" || true; fi # our child: a zombie until waited for
+  for _ in $(seq 1 300); do kill -0 "$mpid" 2>/dev/null || break; sleep 0.1; done
+  active_mnt="" mpid=""
+  c_mount="$(awk -v a="$mc0" -v b="$mc1" 'BEGIN { printf "%.3f", b - a }')"
+  mbs="$(awk -v s="$size" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", s / ((b - a) / 1e9) / 1e6 }')"
+  printf '%s\t%s\t%s\t%s\n' "$(per_gib "$c_mount")" "$(per_gib "$c_curl")" "$(per_gib "$c_ssl")" "$mbs" >>"$results"
+  c_sys="$(awk -v a="$ms0" -v b="$ms1" 'BEGIN { printf "%.3f", b - a }')"
+  say "run $run: mount $(per_gib "$c_mount") s/GiB (sys $(per_gib "$c_sys")), curls $(per_gib "$c_curl"), openssl $(per_gib "$c_ssl"), cold read $mbs MB/s"
+  rm -rf "$d"
+done
+median() { cut -f"$1" "$results" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+m_mount="$(median 1)" m_curl="$(median 2)" m_ssl="$(median 3)" m_mbs="$(median 4)"
+floor="$(awk -v a="$m_curl" -v b="$m_ssl" 'BEGIN { printf "%.2f", a + b }')"
+ratio="$(awk -v m="$m_mount" -v f="$floor" 'BEGIN { printf "%.2f", m / f }')"
+echo "sreg $sreg_desc ($commit); image $size bytes; $threads fetches; medians of $runs"
+echo "mount CPU ${m_mount} s/GiB; floor ${floor} s/GiB (curls ${m_curl} + openssl ${m_ssl}); ratio ${ratio}; cold read ${m_mbs} MB/s"
