@@ -11,7 +11,7 @@ import type { PendingUpload, UploadPort, UploadStatus } from '../vfs/ports.js';
 import { Drains } from './drain.js';
 import { UploadError } from './errors.js';
 import { Journal, toPending, type Removed, type UploadRow } from './journal.js';
-import { checkFilePath, describeError, insideDir, rebase } from './paths.js';
+import { checkFilePath, describeError, insideDir, isUnder, rebase } from './paths.js';
 import { defaultRetryDelayMs, DRAIN_RETRY_MAX_MS } from './policy.js';
 import { removeOrphans, unlinkQuiet } from './spool.js';
 
@@ -53,7 +53,7 @@ interface Active {
   job: PendingUpload;
   controller: AbortController;
   sentBytes: number;
-  /** stop() aborted it: back to 'queued', no attempt counted. */
+  /** stop() or a hold() aborted it: back to 'queued', no attempt counted. */
   stopping: boolean;
   /** Its row left the journal while it ran: cancelled (spool goes) or moved (spool lives on). */
   detached?: 'cancelled' | 'moved';
@@ -82,6 +82,10 @@ export class UploadQueue extends EventEmitter implements UploadPort {
   private idleWaiters: (() => void)[] = [];
   /** Path (lower case) → callers of whenSettled() waiting for its upload in flight to end. */
   private readonly pathWaiters = new Map<string, (() => void)[]>();
+  /** Paths (lower case; a file, or a folder and everything below) no upload may start at. */
+  private readonly held = new Map<string, number>();
+  /** hold() callers waiting for the uploads in flight at their path to end. */
+  private quietWaiters: { pathLower: string; resolve: () => void }[] = [];
   private lastError: string | undefined;
   private readonly isBusy = (id: number): boolean => this.active.has(id);
 
@@ -169,6 +173,34 @@ export class UploadQueue extends EventEmitter implements UploadPort {
     this.afterRemoval(removed);
     this.kick();
     return true;
+  }
+
+  hold(pathLower: string): { settled: Promise<void>; release: () => void } {
+    this.held.set(pathLower, (this.held.get(pathLower) ?? 0) + 1);
+    for (const a of this.active.values()) {
+      // A session upload commits only at its finish: aborting it is safe and quicker than waiting.
+      if (isUnder(a.job.pathLower, pathLower) && !a.detached && a.job.size > SINGLE_REQUEST_MAX_BYTES) {
+        a.stopping = true;
+        a.controller.abort(new UploadError('stopped', `${a.job.path} is being renamed or removed`));
+      }
+    }
+    const inFlight = (): boolean => [...this.active.values()].some((a) => isUnder(a.job.pathLower, pathLower));
+    const settled = inFlight() ? new Promise<void>((resolve) => this.quietWaiters.push({ pathLower, resolve })) : Promise.resolve();
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      const n = (this.held.get(pathLower) ?? 1) - 1;
+      if (n > 0) this.held.set(pathLower, n);
+      else this.held.delete(pathLower);
+      this.kick();
+    };
+    return { settled, release };
+  }
+
+  private isHeld(pathLower: string): boolean {
+    for (const h of this.held.keys()) if (isUnder(pathLower, h)) return true;
+    return false;
   }
 
   start(): void {
@@ -266,7 +298,7 @@ export class UploadQueue extends EventEmitter implements UploadPort {
     for (const a of this.active.values()) busyPaths.add(a.job.pathLower);
     const now = this.now();
     for (const row of this.journal.oldest()) {
-      if (this.active.has(row.id) || busyPaths.has(row.path_lower)) continue;
+      if (this.active.has(row.id) || busyPaths.has(row.path_lower) || (this.held.size > 0 && this.isHeld(row.path_lower))) continue;
       const at = this.notBefore.get(row.id);
       if (at !== undefined && at > now) continue;
       return row; // leaving the loop closes the statement's iterator
@@ -353,6 +385,12 @@ export class UploadQueue extends EventEmitter implements UploadPort {
       this.pathWaiters.delete(pl);
       for (const w of waiters) w();
     }
+    if (this.quietWaiters.length > 0) {
+      const busy = [...this.active.values()].map((x) => x.job.pathLower);
+      const [quiet, still] = partition(this.quietWaiters, (w) => !busy.some((b) => isUnder(b, w.pathLower)));
+      this.quietWaiters = still;
+      for (const w of quiet) w.resolve();
+    }
     if (this.active.size === 0) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
@@ -432,4 +470,11 @@ export class UploadQueue extends EventEmitter implements UploadPort {
       this.log(`upload: a listener of '${event}' threw: ${describeError(e)}`);
     }
   }
+}
+
+function partition<T>(xs: T[], yes: (x: T) => boolean): [T[], T[]] {
+  const a: T[] = [];
+  const b: T[] = [];
+  for (const x of xs) (yes(x) ? a : b).push(x);
+  return [a, b];
 }

@@ -15,6 +15,9 @@
  * - case-only rename: the same node; Dropbox's move_v2 refuses it, so it goes through a
  *   temporary name (two moves). It never deletes anything.
  * - folder rename: the remote folder moves, then every node and pending upload below it.
+ * - every rename first holds the source's uploads (UploadPort.hold): none starts, and those in
+ *   flight end (and land, or go back to the queue) before the remote move. An upload that
+ *   landed under the old name after the move would be a file (or a folder) that comes back.
  * - rename to `.fuse_hidden…` (libfuse 2 hiding a file removed while open): an unlink that
  *   keeps the hidden name resolvable for the open handles until libfuse unlinks it.
  */
@@ -103,24 +106,31 @@ export class Namespace {
     this.goneFolders.add(e.pathLower);
   }
 
-  /** Background work (the old path of an upload renamed in flight): the VFS waits for it at settle. */
-  onBackground: (work: Promise<void>) => void = (w) => void w;
-
-  private afterSettled(pl: string, display: string): void {
-    this.onBackground(this.o.uploads.whenSettled(pl).then(() => this.removeLanded(display)));
-  }
-
   async rename(fromFuse: string, toFuse: string): Promise<void> {
-    const src = this.look.mustLookup(fromFuse);
+    const first = this.look.mustLookup(fromFuse);
     const to = dropboxPath(toFuse);
     const toLower = lowerOf(toFuse);
-    if (src.pathLower === '') throw new VfsError('EBUSY', 'the root of the mount cannot be renamed');
-    if (isFuseHidden(to) && !src.isFolder) {
+    if (first.pathLower === '') throw new VfsError('EBUSY', 'the root of the mount cannot be renamed');
+    if (isFuseHidden(to) && !first.isFolder) {
       // libfuse hides a file removed while open: that is the removal.
-      await this.removeFile(src, toLower);
+      await this.removeFile(first, toLower);
       return;
     }
     checkName(to);
+    // No upload of the source (or below it) starts while the rename decides, and those in
+    // flight end first: what they land is then moved with the rest, never left behind under
+    // the old name (nor recreating an old folder).
+    const hold = this.o.uploads.hold(first.pathLower);
+    try {
+      await hold.settled;
+      await this.renameHeld(fromFuse, toFuse, to, toLower);
+    } finally {
+      hold.release();
+    }
+  }
+
+  private async renameHeld(fromFuse: string, toFuse: string, to: string, toLower: string): Promise<void> {
+    const src = this.look.mustLookup(fromFuse);
     this.look.folder(dirOf(toFuse));
     const same = src.pathLower === toLower;
     if (same && nameOf(src.pathDisplay) === nameOf(to)) return;
@@ -144,26 +154,19 @@ export class Namespace {
     if (!remoteSrc && !node && !pending) throw enoent(fromFuse);
     if (remoteSrc) await this.moveRemote(remoteSrc, to, same);
     // The local state follows, synchronously: nothing can queue under the old path after this.
+    // Nothing of the source is uploading (held): its rows are idle and simply follow.
     if (src.isFolder) {
       this.nodes.moveTree(src.pathLower, to);
       // Case only: the pending uploads' paths still lead into the folder (Dropbox ignores case).
       if (!same) {
         this.goneFolders.add(src.pathLower);
-        const inFlight = this.o.uploads.pendingUnder(src.pathLower).filter((p) => p.state === 'uploading');
         this.o.uploads.retargetTree(src.pathLower, to);
-        // Their aborts may come too late: what they leave under the old folder goes (and the folder).
-        for (const p of inFlight) this.afterSettled(p.pathLower, p.path);
       }
       return;
     }
     const srcNode = this.nodes.get(src.pathLower);
     if (srcNode) this.nodes.move(srcNode, to);
-    const nowPending = this.o.uploads.pending(src.pathLower);
-    // An upload in flight under the same key (case-only) must not be aborted: its stray would
-    // be deleted at the key the file now has. It lands under the old case; that is all.
-    if (nowPending && !(same && nowPending.state === 'uploading')) this.o.uploads.retarget(src.pathLower, to);
-    // An upload of the old path was in flight (now aborted): what it may have left goes.
-    if (nowPending?.state === 'uploading' && !same) this.afterSettled(src.pathLower, src.pathDisplay);
+    if (this.o.uploads.pending(src.pathLower)) this.o.uploads.retarget(src.pathLower, to);
   }
 
   /**

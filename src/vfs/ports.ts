@@ -130,6 +130,15 @@ export interface UploadPort extends EventEmitter {
   /** sync: a pending file was deleted before it was uploaded */
   cancel(pathLower: string): boolean;
   /**
+   * sync: no upload of `pathLower` (a file, or a folder and everything below it) starts until
+   * release() is called: a rename decides on those paths meanwhile. Uploads there already in
+   * flight end first: a single-request one (which cannot be taken back once sent) finishes and
+   * lands as usual, a session upload is aborted and stays queued. `settled` resolves once none
+   * is in flight there; then the journal rows of those paths are all idle and the catalog has
+   * what landed, so the rename can move both without any upload landing behind it.
+   */
+  hold(pathLower: string): { settled: Promise<void>; release: () => void };
+  /**
    * Resolves once no upload of this path is in flight (at once if none is). After a cancel or
    * a retarget aborted one, this is when its outcome is settled: it reached Dropbox (a 'stray'
    * if the queue saw it) or not, and the caller can look. True if it waited for one.

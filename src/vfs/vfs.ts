@@ -47,7 +47,6 @@ export class Vfs {
     this.xattr = new XattrSupport(o, (p) => this.look.lookup(p));
     // Renamed or deleted while uploading, and it landed anyway: that old path should not exist.
     o.uploads.on('stray', (_job: unknown, meta: FileMeta) => this.track(this.ns.stray(meta), meta.pathDisplay));
-    this.ns.onBackground = (work) => this.track(work, 'a renamed upload');
   }
 
   private track(work: Promise<void>, what: string): void {

@@ -378,3 +378,36 @@ test('cancel of a single-request upload in flight lets it finish (its outcome st
   t.deepEqual(seen.uploaded, []);
   await waitFor(() => !existsSync(f), 'the spool file to go');
 });
+
+test('hold: nothing starts at the held path or below until release; a single-request upload in flight finishes, a session one goes back to the queue', async (t) => {
+  const env = await setup(t);
+  const client = new FakeClient();
+  const gate = new Gate();
+  client.behavior = gate.behavior;
+  const q = queue(t, env, client, { concurrency: 3 });
+  const seen = record(q);
+  q.enqueue('/d/small', await spool(env.spoolDir, 's', 'data'), 4);
+  q.enqueue('/d/big', await spool(env.spoolDir, 'b', Buffer.alloc(SESSION_SIZE)), SESSION_SIZE);
+  q.start();
+  await waitFor(() => gate.heldCount === 2, 'both uploads to start');
+  const hold = q.hold('/d');
+  let settled = false;
+  void hold.settled.then(() => (settled = true));
+  await waitFor(() => client.calls.some((c) => c.path === '/d/big' && c.outcome === 'aborted'), 'the session upload to be aborted');
+  await ticks(5);
+  t.false(settled, 'the single-request upload is still in flight');
+  q.enqueue('/d/later', await spool(env.spoolDir, 'l', 'later'), 5);
+  q.enqueue('/e/free', await spool(env.spoolDir, 'e', 'free'), 4);
+  gate.releaseAll();
+  await hold.settled;
+  t.deepEqual(seen.uploaded.map(([j]) => j.path), ['/d/small'], 'landed as usual, not a stray');
+  t.is(q.pending('/d/big')?.state, 'queued', 'the aborted session upload is queued again');
+  t.deepEqual(seen.failed, [], 'an abort for a hold is not a failed attempt');
+  await waitFor(() => seen.uploaded.some(([j]) => j.path === '/e/free'), 'an upload outside the held folder');
+  await ticks(5);
+  t.deepEqual(client.calls.filter((c) => c.path !== '/d/small' && c.path !== '/e/free').map((c) => [c.path, c.outcome]), [['/d/big', 'aborted']], 'nothing held started');
+  hold.release();
+  hold.release();
+  await q.drain();
+  t.deepEqual(seen.uploaded.map(([j]) => j.path).sort(), ['/d/big', '/d/later', '/d/small', '/e/free']);
+});

@@ -138,3 +138,53 @@ test('a reader of a file another machine deleted keeps its revision and a clean 
   await s.close(fd);
   t.is(vfs.lookup('/r'), undefined);
 });
+
+test('a folder renamed while an upload below it is in flight waits for it; nothing comes back under the old name', async (t) => {
+  const s = await sut(t);
+  const { vfs, ports } = s;
+  await vfs.mkdir('/old');
+  await vfs.mkdir('/old/sub');
+  const w = await vfs.create('/old/sub/x');
+  await vfs.write(w, Buffer.from('x'), 0);
+  await s.close(w);
+  ports.uploads.holdInFlight = true;
+  const id = await ports.uploads.begin();
+  let done = false;
+  const renaming = vfs.rename('/old', '/new').then(() => (done = true));
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+  t.false(done, 'the rename waits for the upload in flight');
+  ports.uploads.finish(id!);
+  await renaming;
+  // At once, before any clean-up or drain: the old folder must not be there.
+  t.deepEqual(vfs.readdir('/'), ['new']);
+  t.deepEqual(ports.remote.folderKeys().sort(), ['/new', '/new/sub']);
+  t.deepEqual([...ports.remote.snapshotFiles().keys()], ['/new/sub/x']);
+  await s.drain();
+  t.deepEqual(ports.remote.folderKeys().sort(), ['/new', '/new/sub']);
+  t.deepEqual([...ports.remote.snapshotFiles().entries()].map(([k, f]) => [k, f.bytes.toString()]), [['/new/sub/x', 'x']]);
+});
+
+test('mv of a file whose upload is in flight: it lands, then moves; mv of another file onto the old name is not overwritten by it', async (t) => {
+  const s = await sut(t);
+  const { vfs, ports } = s;
+  ports.remote.upload('/c', Buffer.from('other'));
+  const w = await vfs.create('/a');
+  await vfs.write(w, Buffer.from('mine'), 0);
+  await s.close(w);
+  ports.uploads.holdInFlight = true;
+  const id = await ports.uploads.begin();
+  // mv a b; mv c a, as far as they get before the upload of a ends (landing although renamed).
+  const steps = (async () => {
+    await vfs.rename('/a', '/b');
+    await vfs.rename('/c', '/a');
+  })();
+  await new Promise((r) => setImmediate(r));
+  ports.uploads.finish(id!, { landAnyway: true });
+  await steps;
+  t.deepEqual(vfs.readdir('/').sort(), ['a', 'b']);
+  await s.drain();
+  t.deepEqual(
+    [...ports.remote.snapshotFiles().entries()].map(([k, f]) => [k, f.bytes.toString()]).sort(),
+    [['/a', 'other'], ['/b', 'mine']],
+  );
+});
