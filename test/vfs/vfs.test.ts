@@ -188,3 +188,23 @@ test('mv of a file whose upload is in flight: it lands, then moves; mv of anothe
     [['/a', 'other'], ['/b', 'mine']],
   );
 });
+
+test('open after close, while the writer is not released yet and its upload already removed the spool file: the uploaded bytes', async (t) => {
+  const s = await sut(t);
+  const { vfs, ports } = s;
+  const w = await vfs.create('/f');
+  await vfs.write(w, Buffer.from('closed'), 0);
+  // close(2) is FLUSH; the kernel sends RELEASE later, after close has returned.
+  await vfs.flush(w);
+  ports.uploads.finish((await ports.uploads.begin())!);
+  await ports.uploads.settled();
+  const r = await vfs.open('/f', 0);
+  t.is((await vfs.read(r, 0, 100)).toString(), 'closed');
+  const w2 = await vfs.open('/f', O_WRONLY);
+  await vfs.write(w2, Buffer.from('C'), 0);
+  await s.close(w2);
+  await s.close(r);
+  await vfs.release(w);
+  await s.drain();
+  t.is(ports.remote.snapshotFiles().get('/f')?.bytes.toString(), 'Closed');
+});
