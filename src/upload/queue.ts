@@ -110,11 +110,11 @@ export class UploadQueue extends EventEmitter implements UploadPort {
     });
   }
 
-  enqueue(path: string, spoolFile: string, size: number): PendingUpload {
+  enqueue(path: string, spoolFile: string, size: number, baseRev?: string): PendingUpload {
     checkFilePath(path);
     const spool = insideDir(this.spoolDir, spoolFile);
     if (!Number.isSafeInteger(size) || size < 0) throw new UploadError('bad_spool', `bad size ${size} for ${path}`);
-    const { row, removed } = this.journal.add({ path, spool, size, queuedAtMs: this.now() }, this.isBusy);
+    const { row, removed } = this.journal.add({ path, spool, size, queuedAtMs: this.now(), baseRev }, this.isBusy);
     this.discard(removed.filter((r) => r.spool !== spool));
     this.kick();
     return toPending(row);
@@ -135,12 +135,12 @@ export class UploadQueue extends EventEmitter implements UploadPort {
     return [...newest.values()];
   }
 
-  retarget(fromLower: string, toPath: string): boolean {
+  retarget(fromLower: string, toPath: string, baseRev?: string): boolean {
     checkFilePath(toPath);
     const rows = this.journal.ofPath(fromLower);
     if (rows.length === 0) return false;
     for (const r of rows) this.notBefore.delete(r.id);
-    const { removed } = this.journal.move(rows, toPath, this.isBusy);
+    const { removed } = this.journal.move(rows, toPath, this.isBusy, baseRev ?? null);
     this.afterRemoval(removed);
     this.log(`upload: ${rows[rows.length - 1]?.path} renamed to ${toPath} before its upload`);
     this.kick();
@@ -323,7 +323,9 @@ export class UploadQueue extends EventEmitter implements UploadPort {
       meta = await this.client.upload(
         job.spoolFile,
         job.size,
-        { path: job.path, mode: 'overwrite' },
+        // Opened from a known revision: an update of it, so a change made elsewhere meanwhile
+        // is kept (Dropbox saves ours as a conflicted copy next to it). A new file: overwrite.
+        job.baseRev ? { path: job.path, mode: { update: job.baseRev }, autorename: true } : { path: job.path, mode: 'overwrite' },
         { onBytes: (n) => void (a.sentBytes = Math.max(0, a.sentBytes + n)), signal: a.controller.signal },
       );
     } catch (e) {
@@ -344,9 +346,18 @@ export class UploadQueue extends EventEmitter implements UploadPort {
         this.log(`upload: ${job.path} is in Dropbox, but recording it failed: ${describeError(e)}`);
       }
     }
-    if (!a.detached) this.journal.delete(job.id);
+    const conflicted = meta.pathLower !== job.pathLower;
+    if (!a.detached) {
+      this.journal.delete(job.id);
+      // Newer versions of the path opened from the same revision follow from ours now.
+      if (!conflicted) this.journal.rebase(job.pathLower, job.baseRev ?? null, meta.rev);
+    }
     if (a.detached !== 'moved') await unlinkQuiet(job.spoolFile, this.log);
-    this.log(`upload: ${job.path} uploaded (${job.size} bytes, rev ${meta.rev})`);
+    if (conflicted) {
+      this.log(`upload: ${job.path} was changed in Dropbox since it was opened (rev ${job.baseRev}): both are kept, ours as ${meta.pathDisplay} (${job.size} bytes, rev ${meta.rev})`);
+    } else {
+      this.log(`upload: ${job.path} uploaded (${job.size} bytes, rev ${meta.rev})`);
+    }
     this.emitSafe('uploaded', job, meta);
   }
 

@@ -142,8 +142,20 @@ export class Handles {
     }
     const size = truncate || !existing ? 0 : existing.size;
     const e = existing ?? { pathLower: lowerOf(fusePath), pathDisplay: dropboxPath(fusePath), name: '', isFolder: false, size: 0, mtimeMs: 0 };
+    const baseRev = existing && this.baseRevOf(existing);
     const node = this.acquire(fusePath, e);
-    return this.add<WriteHandle>({ kind: 'write', node, spoolPath, fh, size, mtimeMs: Date.now(), dirty, committed: false }).id;
+    const h = this.add<WriteHandle>({ kind: 'write', node, spoolPath, fh, size, mtimeMs: Date.now(), dirty, committed: false });
+    if (baseRev !== undefined) h.baseRev = baseRev;
+    return h.id;
+  }
+
+  /** The remote revision the path's current bytes derive from (see WriteHandle.baseRev). */
+  private baseRevOf(e: EntryInfo): string | undefined {
+    const w = (this.nodes.getHidden(e.pathLower) ?? this.nodes.get(e.pathLower))?.writer();
+    if (w) return w.baseRev;
+    const p = this.o.uploads.pending(e.pathLower);
+    if (p) return p.baseRev;
+    return this.o.catalog.lookup(e.pathLower)?.rev;
   }
 
   private async copyCurrentBytes(fusePath: string, e: EntryInfo, spoolPath: string): Promise<void> {
@@ -302,7 +314,7 @@ export class Handles {
       h.dirty = false;
       return;
     }
-    this.o.uploads.enqueue(node.path, h.spoolPath, h.size);
+    this.o.uploads.enqueue(node.path, h.spoolPath, h.size, h.baseRev);
     h.dirty = false;
     h.committed = true;
     this.o.log(`queued ${node.path} (${h.size} bytes) for upload`);
@@ -350,6 +362,15 @@ export class Handles {
     this.nodes.release(h.node);
     await h.fh.close().catch(() => undefined);
     if (!h.committed) await unlink(h.spoolPath).catch(() => undefined);
+  }
+
+  /**
+   * An upload of `pathLower` opened from `fromRev` landed there as `toRev`: the writers still
+   * open on those bytes derive from it now (their next upload is an update of `toRev`).
+   */
+  uploaded(pathLower: string, fromRev: string | undefined, toRev: string): void {
+    const n = this.nodes.get(pathLower);
+    if (n) for (const w of n.writers) if (w.baseRev === fromRev) w.baseRev = toRev;
   }
 
   /** Write handles still open (for unmount's report). */

@@ -8,8 +8,9 @@
  * (nodes, upload journal, catalog). Removals are the exception: the name leaves the local
  * state first, so it is gone from listings at once and no flush can queue it meanwhile.
  *
- * - unlink: open handles keep working on the detached node, nothing of it is uploaded, its
- *   pending uploads are cancelled, the remote file is deleted.
+ * - unlink: open handles keep working on the detached node, nothing of it is uploaded, an
+ *   upload in flight lands first, its pending uploads are cancelled, and the remote revision
+ *   this mount knows is deleted (parent_rev): a newer one made elsewhere stays.
  * - rename onto an existing file: the target is removed as by unlink (its queued upload and
  *   its open writers can never overwrite the moved file), then the source moves.
  * - case-only rename: the same node; Dropbox's move_v2 refuses it, so it goes through a
@@ -53,38 +54,38 @@ export class Namespace {
     await this.removeFile(e);
   }
 
-  /** A file leaves the namespace: local state first (at once), then Dropbox. */
+  /**
+   * A file leaves the namespace: its node at once (open handles keep working, nothing of them
+   * is uploaded); an upload of it in flight lands first (held: nothing new starts), then its
+   * pending rows go and Dropbox deletes the revision this mount knows, and only that one.
+   */
   private async removeFile(e: EntryInfo, hiddenLower?: string): Promise<void> {
     const node = this.nodes.get(e.pathLower);
     if (node && hiddenLower !== undefined) this.nodes.hide(node, hiddenLower, e);
     else if (node) this.nodes.detach(node, e);
-    this.o.uploads.cancel(e.pathLower);
-    const remote = this.o.catalog.lookup(e.pathLower);
-    if (remote) {
-      await this.o.remote.delete(remote.pathDisplay || e.pathDisplay);
-      this.o.catalog.remove(e.pathLower);
+    const hold = this.o.uploads.hold(e.pathLower);
+    try {
+      await hold.settled;
+      this.o.uploads.cancel(e.pathLower);
+      const remote = this.o.catalog.lookup(e.pathLower);
+      if (remote) await this.deleteRemote(remote);
+    } finally {
+      hold.release();
     }
-    // An upload of it (any of its versions) was in flight: wait for its outcome and remove
-    // what landed, before the removal returns (and before a rename moves a file here).
-    if (await this.o.uploads.whenSettled(e.pathLower)) await this.removeLanded(e.pathDisplay);
   }
 
   /**
-   * A path this mount removed or renamed away while its upload was in flight: if a file is in
-   * Dropbox there now and the path is not in use again locally, it is that upload: it goes.
+   * delete_v2 of the revision the catalog knows (parent_rev). If Dropbox has another one (a
+   * change made elsewhere, not seen here yet), that one stays: the change feed shows it.
    */
-  async removeLanded(p: string): Promise<void> {
-    const pl = p.toLowerCase();
-    if (this.nodes.get(pl) || this.o.uploads.pending(pl)) return;
-    let landed: Meta | undefined;
+  private async deleteRemote(remote: EntryInfo): Promise<void> {
     try {
-      landed = (await this.o.remote.listAll(parentOf(p), false)).entries.find((m) => m.pathLower === pl);
-    } catch (e) {
-      if (e instanceof RemoteError && e.code === 'not_found') return;
-      throw e;
+      await this.o.remote.delete(remote.pathDisplay, remote.isFolder ? undefined : remote.rev);
+    } catch (err) {
+      if (!(err instanceof RemoteError && err.code === 'conflict')) throw err;
+      this.o.log(`${remote.pathDisplay} was changed in Dropbox since rev ${remote.rev}: not deleted there, the newer version stays`);
     }
-    if (landed?.kind !== 'file') return;
-    await this.stray(landed);
+    this.o.catalog.remove(remote.pathLower);
   }
 
   async mkdir(fusePath: string): Promise<void> {
@@ -152,11 +153,12 @@ export class Namespace {
     const node = src.isFolder ? undefined : this.nodes.get(src.pathLower);
     const pending = src.isFolder ? undefined : this.o.uploads.pending(src.pathLower);
     if (!remoteSrc && !node && !pending) throw enoent(fromFuse);
-    if (remoteSrc) await this.moveRemote(remoteSrc, to, same);
+    const moved = remoteSrc ? await this.moveRemote(remoteSrc, to, same) : undefined;
     // The local state follows, synchronously: nothing can queue under the old path after this.
     // Nothing of the source is uploading (held): its rows are idle and simply follow.
     if (src.isFolder) {
-      this.nodes.moveTree(src.pathLower, to);
+      // The files below get new revisions: what is open or pending there uploads with overwrite.
+      for (const n of this.nodes.moveTree(src.pathLower, to)) for (const w of n.writers) delete w.baseRev;
       // Case only: the pending uploads' paths still lead into the folder (Dropbox ignores case).
       if (!same) {
         this.goneFolders.add(src.pathLower);
@@ -164,9 +166,20 @@ export class Namespace {
       }
       return;
     }
+    // Versions opened from the revision that moved now derive from the moved one (a move gives
+    // a new revision); any other base stays, so a change made elsewhere still conflicts.
+    const rebased = (base: string | undefined): string | undefined => (base !== undefined && base === remoteSrc?.rev && moved?.kind === 'file' ? moved.rev : base);
     const srcNode = this.nodes.get(src.pathLower);
-    if (srcNode) this.nodes.move(srcNode, to);
-    if (this.o.uploads.pending(src.pathLower)) this.o.uploads.retarget(src.pathLower, to);
+    if (srcNode) {
+      this.nodes.move(srcNode, to);
+      for (const w of srcNode.writers) {
+        const b = rebased(w.baseRev);
+        if (b === undefined) delete w.baseRev;
+        else w.baseRev = b;
+      }
+    }
+    const p = this.o.uploads.pending(src.pathLower);
+    if (p) this.o.uploads.retarget(src.pathLower, to, rebased(p.baseRev));
   }
 
   /**
@@ -204,7 +217,7 @@ export class Namespace {
   }
 
   /** move_v2, and the catalog updated; a case-only rename goes through a temporary name. */
-  private async moveRemote(remoteSrc: EntryInfo, to: string, caseOnly: boolean): Promise<void> {
+  private async moveRemote(remoteSrc: EntryInfo, to: string, caseOnly: boolean): Promise<Meta> {
     let moved: Meta;
     if (caseOnly) {
       const tmp = `${parentOf(to)}/.sreg-rename-${randomBytes(6).toString('hex')}`;
@@ -227,5 +240,6 @@ export class Namespace {
     } else if (moved.kind === 'file') {
       this.o.catalog.upsert(this.o.toEntry(moved));
     }
+    return moved;
   }
 }

@@ -411,3 +411,38 @@ test('hold: nothing starts at the held path or below until release; a single-req
   await q.drain();
   t.deepEqual(seen.uploaded.map(([j]) => j.path).sort(), ['/d/big', '/d/later', '/d/small', '/e/free']);
 });
+
+test('a file opened from a revision uploads as an update of it; newer versions of the path follow from the revision ours got', async (t) => {
+  const env = await setup(t);
+  const client = new FakeClient();
+  const gate = new Gate();
+  client.behavior = gate.behavior;
+  const q = queue(t, env, client);
+  q.enqueue('/d/f', await spool(env.spoolDir, 'v1', 'one'), 3, 'r0');
+  q.enqueue('/d/new', await spool(env.spoolDir, 'n', 'new'), 3);
+  q.start();
+  await waitFor(() => gate.heldCount === 2, 'both uploads to start');
+  t.is(q.enqueue('/d/f', await spool(env.spoolDir, 'v2', 'two'), 3, 'r0').baseRev, 'r0');
+  gate.releaseAll();
+  await q.drain();
+  const first = client.calls[0]!;
+  t.deepEqual(client.calls.map((c) => [c.path, c.mode]), [['/d/f', { update: 'r0' }], ['/d/new', 'overwrite'], ['/d/f', { update: `0151${String(first.n).padStart(5, '0')}` }]]);
+});
+
+test('an update that Dropbox saved as a conflicted copy is logged as such; the next version still conflicts', async (t) => {
+  const env = await setup(t);
+  const client = new FakeClient();
+  const lines: string[] = [];
+  // Dropbox renames ours (mode update, autorename): the remote file changed since r0.
+  const upload = client.upload.bind(client);
+  client.upload = async (file, size, commit, o) => {
+    const m = await upload(file, size, commit, o);
+    return typeof commit.mode === 'object' ? { ...m, pathLower: '/d/f (conflicted copy)', pathDisplay: '/d/f (conflicted copy)', name: 'f (conflicted copy)' } : m;
+  };
+  const q = queue(t, env, client, { log: (l) => lines.push(l) });
+  q.enqueue('/d/f', await spool(env.spoolDir, 'v1', 'one'), 3, 'r0');
+  q.start();
+  await q.drain();
+  t.true(lines.some((l) => l.includes('/d/f was changed in Dropbox since it was opened (rev r0): both are kept, ours as /d/f (conflicted copy)')), lines.join('\n'));
+  t.is(q.enqueue('/d/f', await spool(env.spoolDir, 'v2', 'two'), 3, 'r0').baseRev, 'r0');
+});

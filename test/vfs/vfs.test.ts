@@ -208,3 +208,50 @@ test('open after close, while the writer is not released yet and its upload alre
   await s.drain();
   t.is(ports.remote.snapshotFiles().get('/f')?.bytes.toString(), 'Closed');
 });
+
+test('a file rewritten from the revision it was opened at, changed meanwhile on another machine: both are kept, ours as a conflicted copy', async (t) => {
+  const s = await sut(t);
+  const { vfs, ports } = s;
+  ports.remote.upload('/f.txt', Buffer.from('one'));
+  const w = await vfs.open('/f.txt', O_WRONLY);
+  await vfs.write(w, Buffer.from('ours'), 0);
+  await s.close(w);
+  ports.remote.upload('/f.txt', Buffer.from('theirs'));
+  await s.drain();
+  t.deepEqual(
+    [...ports.remote.snapshotFiles().values()].map((f) => [f.path, f.bytes.toString()]).sort(),
+    [['/f (conflicted copy).txt', 'ours'], ['/f.txt', 'theirs']],
+  );
+});
+
+test('our own successive versions never conflict: a writer open across its upload, a reopen while pending, a rename while pending', async (t) => {
+  const s = await sut(t);
+  const { vfs, ports } = s;
+  ports.remote.upload('/a', Buffer.from('0000'));
+  const w = await vfs.open('/a', O_WRONLY);
+  await vfs.write(w, Buffer.from('1'), 0);
+  await vfs.flush(w);
+  ports.uploads.finish((await ports.uploads.begin())!);
+  await vfs.write(w, Buffer.from('2'), 1);
+  await vfs.flush(w);
+  const w2 = await vfs.open('/a', O_WRONLY);
+  await vfs.write(w2, Buffer.from('3'), 2);
+  await s.close(w2);
+  await vfs.release(w);
+  await vfs.rename('/a', '/b');
+  await s.drain();
+  t.deepEqual([...ports.remote.snapshotFiles().values()].map((f) => [f.path, f.bytes.toString()]), [['/b', '1230']]);
+});
+
+test('rm of a file another machine changed since this mount saw it: that newer version stays in Dropbox', async (t) => {
+  const s = await sut(t);
+  const { vfs, ports } = s;
+  ports.remote.upload('/g', Buffer.from('one'));
+  const feed = ports.remote.onChange;
+  ports.remote.onChange = () => undefined; // the change feed has not brought the next change yet
+  ports.remote.upload('/g', Buffer.from('theirs'));
+  ports.remote.onChange = feed;
+  await vfs.unlink('/g');
+  t.is(vfs.lookup('/g'), undefined);
+  t.is(ports.remote.snapshotFiles().get('/g')?.bytes.toString(), 'theirs');
+});

@@ -55,10 +55,11 @@ export class MemoryUploads extends EventEmitter implements UploadPort {
     this.removals.push(unlink(file).catch(() => undefined));
   }
 
-  enqueue(path: string, spoolFile: string, size: number): PendingUpload {
+  enqueue(path: string, spoolFile: string, size: number, baseRev?: string): PendingUpload {
     const pl = path.toLowerCase();
     for (const r of this.rows.filter((x) => x.pathLower === pl && !this.active.has(x.id))) this.drop(r, r.spoolFile === spoolFile ? 'moved' : 'cancelled');
     const row: Row = { id: ++this.seq, path, pathLower: pl, spoolFile, size, queuedAtMs: this.seq, state: 'queued', attempts: 0 };
+    if (baseRev !== undefined) row.baseRev = baseRev;
     this.rows.push(row);
     return { ...row };
   }
@@ -80,19 +81,22 @@ export class MemoryUploads extends EventEmitter implements UploadPort {
     return [...byPath.values()];
   }
 
-  private moveRows(rows: Row[], toPath: string): void {
+  private moveRows(rows: Row[], toPath: string, baseRev?: string): void {
     const newest = rows.at(-1);
     if (!newest) return;
     for (const r of rows) this.drop(r, r === newest ? 'moved' : 'cancelled');
     const tl = toPath.toLowerCase();
     for (const r of this.rows.filter((x) => x.pathLower === tl && !this.active.has(x.id))) this.drop(r, 'cancelled');
-    this.rows.push({ ...newest, id: ++this.seq, path: toPath, pathLower: tl, state: 'queued', detached: undefined, bytes: undefined });
+    const moved: Row = { ...newest, id: ++this.seq, path: toPath, pathLower: tl, state: 'queued', detached: undefined, bytes: undefined };
+    if (baseRev === undefined) delete moved.baseRev;
+    else moved.baseRev = baseRev;
+    this.rows.push(moved);
   }
 
-  retarget(fromLower: string, toPath: string): boolean {
+  retarget(fromLower: string, toPath: string, baseRev?: string): boolean {
     const rows = this.rows.filter((r) => r.pathLower === fromLower);
     if (rows.length === 0) return false;
-    this.moveRows(rows, toPath);
+    this.moveRows(rows, toPath, baseRev);
     return true;
   }
 
@@ -175,12 +179,14 @@ export class MemoryUploads extends EventEmitter implements UploadPort {
     this.active.delete(id);
     const lands = r.detached ? o.landAnyway === true : o.fail !== true;
     if (lands) {
-      const meta = this.remote.upload(r.path, r.bytes!);
+      const meta = this.remote.upload(r.path, r.bytes!, r.baseRev);
       if (r.detached) {
         this.emit('stray', { ...r }, meta);
       } else {
         this.catalog.upsert(entryOf(meta));
         this.rows = this.rows.filter((x) => x !== r);
+        // Newer versions opened from the same revision follow from ours now (not after a conflict).
+        if (meta.pathLower === r.pathLower) for (const x of this.rows) if (x.pathLower === r.pathLower && x.baseRev === r.baseRev) x.baseRev = meta.rev;
         this.emit('uploaded', { ...r }, meta);
       }
     } else if (!r.detached) {
