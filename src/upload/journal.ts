@@ -70,7 +70,7 @@ export class Journal {
         `INSERT INTO sreg_uploads (path, path_lower, parent_lower, spool, size, state, attempts, queued_at_ms, base_rev)
          VALUES (@path, @path_lower, @parent_lower, @spool, @size, 'queued', @attempts, @queued_at_ms, @base_rev)`,
       ),
-      rebase: db.prepare<[string, string, string | null]>('UPDATE sreg_uploads SET base_rev = ? WHERE path_lower = ? AND base_rev IS ?'),
+      rebase: db.prepare<[string, string]>('UPDATE sreg_uploads SET base_rev = ? WHERE path_lower = ?'),
       byId: db.prepare<[number], UploadRow>(`SELECT ${COLS} FROM sreg_uploads WHERE id = ?`),
       byPath: db.prepare<[string], UploadRow>(`SELECT ${COLS} FROM sreg_uploads WHERE path_lower = ? ORDER BY id`),
       newest: db.prepare<[string], UploadRow>(`SELECT ${COLS} FROM sreg_uploads WHERE path_lower = ? ORDER BY id DESC LIMIT 1`),
@@ -140,9 +140,9 @@ export class Journal {
     this.s.delete.run(id);
   }
 
-  /** Rows of a path opened from revision `from` (null: none) were opened from `to` now. */
-  rebase(pathLower: string, from: string | null, to: string): void {
-    this.s.rebase.run(to, pathLower, from);
+  /** Every row of a path derives from revision `to` now (ours, just uploaded there). */
+  rebase(pathLower: string, to: string): void {
+    this.s.rebase.run(to, pathLower);
   }
 
   totals(): { files: number; bytes: number } {

@@ -57,6 +57,8 @@ interface Active {
   stopping: boolean;
   /** Its row left the journal while it ran: cancelled (spool goes) or moved (spool lives on). */
   detached?: 'cancelled' | 'moved';
+  /** In Dropbox and out of the journal; only its spool file is still being removed. */
+  landed?: boolean;
 }
 
 export class UploadQueue extends EventEmitter implements UploadPort {
@@ -247,7 +249,7 @@ export class UploadQueue extends EventEmitter implements UploadPort {
   status(): UploadStatus {
     const { files, bytes } = this.journal.totals();
     let uploadedBytesInFlight = 0;
-    for (const a of this.active.values()) if (!a.detached) uploadedBytesInFlight += a.sentBytes;
+    for (const a of this.active.values()) if (!a.detached && !a.landed) uploadedBytesInFlight += a.sentBytes;
     return { files, bytes, uploadedBytesInFlight, failing: this.journal.failing() };
   }
 
@@ -349,16 +351,20 @@ export class UploadQueue extends EventEmitter implements UploadPort {
     const conflicted = meta.pathLower !== job.pathLower;
     if (!a.detached) {
       this.journal.delete(job.id);
-      // Newer versions of the path opened from the same revision follow from ours now.
-      if (!conflicted) this.journal.rebase(job.pathLower, job.baseRev ?? null, meta.rev);
+      // Dropbox holds ours now: every newer local version of the path follows from it (between
+      // this mount's own versions the last close wins, as before).
+      if (!conflicted) this.journal.rebase(job.pathLower, meta.rev);
     }
-    if (a.detached !== 'moved') await unlinkQuiet(job.spoolFile, this.log);
     if (conflicted) {
       this.log(`upload: ${job.path} was changed in Dropbox since it was opened (rev ${job.baseRev}): both are kept, ours as ${meta.pathDisplay} (${job.size} bytes, rev ${meta.rev})`);
     } else {
       this.log(`upload: ${job.path} uploaded (${job.size} bytes, rev ${meta.rev})`);
     }
+    // In the same step as the journal's rebase: a writer that closes meanwhile must not journal
+    // the base it had before (its upload would conflict with ours). The spool goes after.
+    a.landed = true;
     this.emitSafe('uploaded', job, meta);
+    if (a.detached !== 'moved') await unlinkQuiet(job.spoolFile, this.log);
   }
 
   private async attemptFailed(a: Active, e: unknown): Promise<void> {

@@ -16,12 +16,14 @@ import { syncDir } from '../upload/spool.js';
 import { bufferFor, readFully } from '../util/read.js';
 import { errnoOf, VfsError } from './errors.js';
 import type { Lookup } from './lookup.js';
+import { LandedRevs } from './landed.js';
 import type { Handle, Node, NodeTable, ReadHandle, WriteHandle } from './nodes.js';
 import type { EntryInfo, FileRef } from './ports.js';
 import { statOf, type Stat } from './stat.js';
 import { checkName, dirOf, dropboxPath, isFuseHidden, lowerOf, O_ACCMODE, O_TRUNC, type VfsOptions } from './types.js';
 
 type Omitted<H> = Omit<H, 'id'>;
+
 
 export class Handles {
   private readonly handles = new Map<number, Handle>();
@@ -104,7 +106,7 @@ export class Handles {
   private source(fusePath: string, e: EntryInfo): { local: string } | { file: FileRef; entry: EntryInfo } {
     const local = this.localBytes(e);
     if (local) return { local };
-    const remote = e.rev ? e : (this.o.catalog.lookup(e.pathLower) ?? e);
+    const remote = (e.rev && this.nodes.getHidden(e.pathLower) ? e : this.catalogEntry(e.pathLower)) ?? e;
     return { file: this.remoteRef(fusePath, remote), entry: remote };
   }
 
@@ -155,7 +157,7 @@ export class Handles {
     if (w) return w.baseRev;
     const p = this.o.uploads.pending(e.pathLower);
     if (p) return p.baseRev;
-    return this.o.catalog.lookup(e.pathLower)?.rev;
+    return this.catalogEntry(e.pathLower)?.rev;
   }
 
   private async copyCurrentBytes(fusePath: string, e: EntryInfo, spoolPath: string): Promise<void> {
@@ -364,13 +366,22 @@ export class Handles {
     if (!h.committed) await unlink(h.spoolPath).catch(() => undefined);
   }
 
+  /** Our recent revisions per path, to read the catalog through (see LandedRevs). */
+  private readonly landed = new LandedRevs();
+
   /**
-   * An upload of `pathLower` opened from `fromRev` landed there as `toRev`: the writers still
-   * open on those bytes derive from it now (their next upload is an update of `toRev`).
+   * An upload of ours landed at `pathLower` as `entry`: the writers still open there derive
+   * from it now (their next upload is an update of it; between this mount's versions the last
+   * close wins).
    */
-  uploaded(pathLower: string, fromRev: string | undefined, toRev: string): void {
+  uploaded(pathLower: string, entry: EntryInfo): void {
     const n = this.nodes.get(pathLower);
-    if (n) for (const w of n.writers) if (w.baseRev === fromRev) w.baseRev = toRev;
+    if (n) for (const w of n.writers) w.baseRev = entry.rev ?? '';
+    this.landed.record(pathLower, entry);
+  }
+
+  private catalogEntry(pathLower: string): EntryInfo | undefined {
+    return this.landed.through(pathLower, this.o.catalog.lookup(pathLower));
   }
 
   /** Write handles still open (for unmount's report). */

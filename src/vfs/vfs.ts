@@ -49,7 +49,7 @@ export class Vfs {
     o.uploads.on('stray', (_job: unknown, meta: FileMeta) => this.track(this.ns.stray(meta), meta.pathDisplay));
     // Landed where it was meant to (not as a conflicted copy): open writers derive from it now.
     o.uploads.on('uploaded', (job: PendingUpload, meta: FileMeta) => {
-      if (meta.pathLower === job.pathLower) this.handles.uploaded(job.pathLower, job.baseRev, meta.rev);
+      if (meta.pathLower === job.pathLower) this.handles.uploaded(job.pathLower, o.toEntry(meta));
     });
   }
 

@@ -56,7 +56,7 @@ test('enqueue records the row at once; the worker uploads with overwrite, awaits
   t.deepEqual(client.calls.map((c) => [c.path, c.mode, c.size, c.content]), [['/Col/A.simg', 'overwrite', 5, 'hello']]);
   t.is(q.pending('/col/a.simg'), undefined);
   t.deepEqual(rows(env.db), []);
-  t.false(existsSync(f));
+  await waitFor(() => !existsSync(f), 'the spool file to go (right after the event)');
 });
 
 test('enqueue refuses a spool file outside the spool folder and a path that is not a file path', async (t) => {
@@ -445,4 +445,16 @@ test('an update that Dropbox saved as a conflicted copy is logged as such; the n
   await q.drain();
   t.true(lines.some((l) => l.includes('/d/f was changed in Dropbox since it was opened (rev r0): both are kept, ours as /d/f (conflicted copy)')), lines.join('\n'));
   t.is(q.enqueue('/d/f', await spool(env.spoolDir, 'v2', 'two'), 3, 'r0').baseRev, 'r0');
+});
+
+test("'uploaded' comes in the same step as the journal's rebase, before anything is awaited (a close meanwhile must not journal the old base)", async (t) => {
+  const env = await setup(t);
+  const q = queue(t, env, new FakeClient());
+  const f = await spool(env.spoolDir, 'f', 'one');
+  q.enqueue('/f', f, 3, 'r0');
+  let seen: { spool: boolean; rows: number } | undefined;
+  q.on('uploaded', (j: PendingUpload) => (seen = { spool: existsSync(j.spoolFile), rows: rows(env.db).length }));
+  q.start();
+  await q.drain();
+  t.deepEqual(seen, { spool: true, rows: 0 }, 'the row is gone, its spool file not yet');
 });

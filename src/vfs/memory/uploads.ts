@@ -185,8 +185,8 @@ export class MemoryUploads extends EventEmitter implements UploadPort {
       } else {
         this.catalog.upsert(entryOf(meta));
         this.rows = this.rows.filter((x) => x !== r);
-        // Newer versions opened from the same revision follow from ours now (not after a conflict).
-        if (meta.pathLower === r.pathLower) for (const x of this.rows) if (x.pathLower === r.pathLower && x.baseRev === r.baseRev) x.baseRev = meta.rev;
+        // Every newer version of the path follows from ours now (not after a conflict).
+        if (meta.pathLower === r.pathLower) for (const x of this.rows) if (x.pathLower === r.pathLower) x.baseRev = meta.rev;
         this.emit('uploaded', { ...r }, meta);
       }
     } else if (!r.detached) {
