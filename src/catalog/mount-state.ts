@@ -80,6 +80,13 @@ export const STATE_MIGRATIONS: readonly Migration[] = [
         CREATE TABLE sreg_adopted (source TEXT PRIMARY KEY, adopted_at_ms INTEGER NOT NULL);`);
     },
   },
+  {
+    version: 2,
+    name: 'upload journal: the remote revision a file was opened from (uploaded with mode update)',
+    up(db) {
+      db.exec('ALTER TABLE sreg_uploads ADD COLUMN base_rev TEXT');
+    },
+  },
 ];
 
 /** Makes `dir` (and missing parents) and sets it to 0700. */

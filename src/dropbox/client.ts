@@ -253,8 +253,10 @@ export class DropboxClient {
     return { changes: r.changes, backoffSec: r.backoff };
   }
 
-  async delete(p: string): Promise<Meta> {
-    const r = await this.rpc<{ metadata: Raw }>('files/delete_v2', (d) => d.filesDeleteV2({ path: p }), ['metadata']);
+  /** delete_v2; with `parentRev` (a file), a file of another revision is not deleted: 'conflict'. */
+  async delete(p: string, parentRev?: string): Promise<Meta> {
+    const arg = parentRev === undefined ? { path: p } : { path: p, parent_rev: parentRev };
+    const r = await this.rpc<{ metadata: Raw }>('files/delete_v2', (d) => d.filesDeleteV2(arg), ['metadata']);
     return toMeta(r.metadata);
   }
 

@@ -12,7 +12,11 @@
  *   superseded); a spool file is deleted only after its row is gone (committed), and never
  *   while a live row refers to it. start() removes spool files no row refers to that are older
  *   than the start (crash orphans): call it before the mount accepts writes.
- * - Uploads use mode 'overwrite': the last close of a path wins, as on a local disk. A newer
+ * - A row with a base revision (the file was opened from it) uploads with mode update of it
+ *   and autorename: a change made elsewhere meanwhile stays, ours lands as a conflicted copy
+ *   (logged). Once ours lands, the path's other rows from that base follow from our revision.
+ *   A row without one (a new file) uploads with mode 'overwrite': the last close of a path
+ *   wins, as on a local disk. A newer
  *   enqueue of a path deletes its older rows that are not uploading; one that is uploading
  *   finishes first, then the newer one goes. Never two uploads of one path at once.
  * - afterUpload(job, meta) is awaited before the row and the spool file are deleted; a crash in
@@ -24,7 +28,9 @@
  *   the client only delays that one job).
  * - retarget() (a pending file renamed) and cancel() (deleted) take effect in the journal at
  *   once; an upload in flight for the old path is aborted. If the abort comes too late, the file
- *   is in Dropbox under the old path: 'stray' (job, meta) says so.
+ *   is in Dropbox under the old path: 'stray' (job, meta) says so. A rename avoids that with
+ *   hold(): nothing starts at the held path meanwhile, and what is in flight there ends first
+ *   (a single request lands as usual, a session upload is aborted and stays queued).
  * - One UploadQueue per database at a time (start() treats 'uploading' rows as a crash's).
  *
  * Concurrency: one JS thread. The journal is changed only in synchronous transactions, so the

@@ -20,9 +20,11 @@ export interface UploadRow {
   attempts: number;
   last_error: string | null;
   queued_at_ms: number;
+  /** The remote revision the file was opened from: uploaded with mode update (null: overwrite). */
+  base_rev: string | null;
 }
 
-const COLS = 'id, path, path_lower, parent_lower, spool, size, state, attempts, last_error, queued_at_ms';
+const COLS = 'id, path, path_lower, parent_lower, spool, size, state, attempts, last_error, queued_at_ms, base_rev';
 
 export function toPending(r: UploadRow): PendingUpload {
   const p: PendingUpload = {
@@ -36,6 +38,7 @@ export function toPending(r: UploadRow): PendingUpload {
     attempts: r.attempts,
   };
   if (r.last_error !== null) p.lastError = r.last_error;
+  if (r.base_rev !== null) p.baseRev = r.base_rev;
   return p;
 }
 
@@ -45,6 +48,7 @@ export interface NewRow {
   size: number;
   queuedAtMs: number;
   attempts?: number;
+  baseRev?: string | null;
 }
 
 /** The rows a change removed, by what should happen to them next. */
@@ -62,10 +66,11 @@ export class Journal {
 
   constructor(private readonly db: Database) {
     this.s = {
-      insert: db.prepare<{ path: string; path_lower: string; parent_lower: string; spool: string; size: number; attempts: number; queued_at_ms: number }>(
-        `INSERT INTO sreg_uploads (path, path_lower, parent_lower, spool, size, state, attempts, queued_at_ms)
-         VALUES (@path, @path_lower, @parent_lower, @spool, @size, 'queued', @attempts, @queued_at_ms)`,
+      insert: db.prepare<{ path: string; path_lower: string; parent_lower: string; spool: string; size: number; attempts: number; queued_at_ms: number; base_rev: string | null }>(
+        `INSERT INTO sreg_uploads (path, path_lower, parent_lower, spool, size, state, attempts, queued_at_ms, base_rev)
+         VALUES (@path, @path_lower, @parent_lower, @spool, @size, 'queued', @attempts, @queued_at_ms, @base_rev)`,
       ),
+      rebase: db.prepare<[string, string]>('UPDATE sreg_uploads SET base_rev = ? WHERE path_lower = ?'),
       byId: db.prepare<[number], UploadRow>(`SELECT ${COLS} FROM sreg_uploads WHERE id = ?`),
       byPath: db.prepare<[string], UploadRow>(`SELECT ${COLS} FROM sreg_uploads WHERE path_lower = ? ORDER BY id`),
       newest: db.prepare<[string], UploadRow>(`SELECT ${COLS} FROM sreg_uploads WHERE path_lower = ? ORDER BY id DESC LIMIT 1`),
@@ -135,6 +140,11 @@ export class Journal {
     this.s.delete.run(id);
   }
 
+  /** Every row of a path derives from revision `to` now (ours, just uploaded there). */
+  rebase(pathLower: string, to: string): void {
+    this.s.rebase.run(to, pathLower);
+  }
+
   totals(): { files: number; bytes: number } {
     return this.s.totals.get() ?? { files: 0, bytes: 0 };
   }
@@ -170,17 +180,20 @@ export class Journal {
    * as a new row (so it is the newest there too), the older ones are removed, and idle rows
    * already at `toPath` are superseded.
    */
-  move(rows: UploadRow[], toPath: string, isBusy: (id: number) => boolean): { row: UploadRow; removed: Removed } {
-    return this.db.transaction(() => this.moveRows(rows, toPath, isBusy)).immediate();
+  move(rows: UploadRow[], toPath: string, isBusy: (id: number) => boolean, baseRev: string | null): { row: UploadRow; removed: Removed } {
+    return this.db.transaction(() => this.moveRows(rows, toPath, isBusy, baseRev)).immediate();
   }
 
-  /** move() for several paths at once (a folder renamed), in one transaction. */
+  /**
+   * move() for several paths at once (a folder renamed), in one transaction. The moved rows
+   * lose their base revision (a move gives the files new ones): they upload with overwrite.
+   */
   moveMany(groups: { rows: UploadRow[]; toPath: string }[], isBusy: (id: number) => boolean): Removed {
     return this.db
       .transaction(() => {
         const all: Removed = { idle: [], busy: [], moved: [] };
         for (const g of groups) {
-          const { removed } = this.moveRows(g.rows, g.toPath, isBusy);
+          const { removed } = this.moveRows(g.rows, g.toPath, isBusy, null);
           all.idle.push(...removed.idle);
           all.busy.push(...removed.busy);
           all.moved.push(...removed.moved);
@@ -229,6 +242,7 @@ export class Journal {
       size: row.size,
       attempts: row.attempts ?? 0,
       queued_at_ms: row.queuedAtMs,
+      base_rev: row.baseRev ?? null,
     });
     const inserted = this.s.byId.get(Number(info.lastInsertRowid));
     if (!inserted) throw new Error(`upload journal row ${String(info.lastInsertRowid)} vanished right after it was written`);
@@ -245,7 +259,7 @@ export class Journal {
     return removed;
   }
 
-  private moveRows(rows: UploadRow[], toPath: string, isBusy: (id: number) => boolean): { row: UploadRow; removed: Removed } {
+  private moveRows(rows: UploadRow[], toPath: string, isBusy: (id: number) => boolean, baseRev: string | null): { row: UploadRow; removed: Removed } {
     const newest = rows[rows.length - 1];
     if (!newest) throw new Error('move() needs at least one row');
     const removed: Removed = { idle: [], busy: [], moved: [] };
@@ -259,7 +273,7 @@ export class Journal {
       }
     }
     removed.idle.push(...this.supersede(lowerOf(toPath), isBusy));
-    const row = this.insert({ path: toPath, spool: newest.spool, size: newest.size, queuedAtMs: newest.queued_at_ms });
+    const row = this.insert({ path: toPath, spool: newest.spool, size: newest.size, queuedAtMs: newest.queued_at_ms, baseRev });
     return { row, removed };
   }
 }

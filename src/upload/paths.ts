@@ -11,6 +11,9 @@ export function parentOf(pathLower: string): string {
   return i <= 0 ? '' : pathLower.slice(0, i);
 }
 
+/** Is `pathLower` `folderLower` itself or below it? ("" is the root: everything is below it.) */
+export const isUnder = (pathLower: string, folderLower: string): boolean => pathLower === folderLower || pathLower.startsWith(`${folderLower}/`);
+
 /** A file path as Dropbox takes it: "/" then non-empty components. Throws `bad_path`. */
 export function checkFilePath(p: string): void {
   if (!p.startsWith('/') || p.endsWith('/') || p.includes('//')) {

@@ -11,7 +11,7 @@ import type { PendingUpload, UploadPort, UploadStatus } from '../vfs/ports.js';
 import { Drains } from './drain.js';
 import { UploadError } from './errors.js';
 import { Journal, toPending, type Removed, type UploadRow } from './journal.js';
-import { checkFilePath, describeError, insideDir, rebase } from './paths.js';
+import { checkFilePath, describeError, insideDir, isUnder, rebase } from './paths.js';
 import { defaultRetryDelayMs, DRAIN_RETRY_MAX_MS } from './policy.js';
 import { removeOrphans, unlinkQuiet } from './spool.js';
 
@@ -53,10 +53,12 @@ interface Active {
   job: PendingUpload;
   controller: AbortController;
   sentBytes: number;
-  /** stop() aborted it: back to 'queued', no attempt counted. */
+  /** stop() or a hold() aborted it: back to 'queued', no attempt counted. */
   stopping: boolean;
   /** Its row left the journal while it ran: cancelled (spool goes) or moved (spool lives on). */
   detached?: 'cancelled' | 'moved';
+  /** In Dropbox and out of the journal; only its spool file is still being removed. */
+  landed?: boolean;
 }
 
 export class UploadQueue extends EventEmitter implements UploadPort {
@@ -82,6 +84,10 @@ export class UploadQueue extends EventEmitter implements UploadPort {
   private idleWaiters: (() => void)[] = [];
   /** Path (lower case) → callers of whenSettled() waiting for its upload in flight to end. */
   private readonly pathWaiters = new Map<string, (() => void)[]>();
+  /** Paths (lower case; a file, or a folder and everything below) no upload may start at. */
+  private readonly held = new Map<string, number>();
+  /** hold() callers waiting for the uploads in flight at their path to end. */
+  private quietWaiters: { pathLower: string; resolve: () => void }[] = [];
   private lastError: string | undefined;
   private readonly isBusy = (id: number): boolean => this.active.has(id);
 
@@ -106,11 +112,11 @@ export class UploadQueue extends EventEmitter implements UploadPort {
     });
   }
 
-  enqueue(path: string, spoolFile: string, size: number): PendingUpload {
+  enqueue(path: string, spoolFile: string, size: number, baseRev?: string): PendingUpload {
     checkFilePath(path);
     const spool = insideDir(this.spoolDir, spoolFile);
     if (!Number.isSafeInteger(size) || size < 0) throw new UploadError('bad_spool', `bad size ${size} for ${path}`);
-    const { row, removed } = this.journal.add({ path, spool, size, queuedAtMs: this.now() }, this.isBusy);
+    const { row, removed } = this.journal.add({ path, spool, size, queuedAtMs: this.now(), baseRev }, this.isBusy);
     this.discard(removed.filter((r) => r.spool !== spool));
     this.kick();
     return toPending(row);
@@ -131,12 +137,12 @@ export class UploadQueue extends EventEmitter implements UploadPort {
     return [...newest.values()];
   }
 
-  retarget(fromLower: string, toPath: string): boolean {
+  retarget(fromLower: string, toPath: string, baseRev?: string): boolean {
     checkFilePath(toPath);
     const rows = this.journal.ofPath(fromLower);
     if (rows.length === 0) return false;
     for (const r of rows) this.notBefore.delete(r.id);
-    const { removed } = this.journal.move(rows, toPath, this.isBusy);
+    const { removed } = this.journal.move(rows, toPath, this.isBusy, baseRev ?? null);
     this.afterRemoval(removed);
     this.log(`upload: ${rows[rows.length - 1]?.path} renamed to ${toPath} before its upload`);
     this.kick();
@@ -169,6 +175,34 @@ export class UploadQueue extends EventEmitter implements UploadPort {
     this.afterRemoval(removed);
     this.kick();
     return true;
+  }
+
+  hold(pathLower: string): { settled: Promise<void>; release: () => void } {
+    this.held.set(pathLower, (this.held.get(pathLower) ?? 0) + 1);
+    for (const a of this.active.values()) {
+      // A session upload commits only at its finish: aborting it is safe and quicker than waiting.
+      if (isUnder(a.job.pathLower, pathLower) && !a.detached && a.job.size > SINGLE_REQUEST_MAX_BYTES) {
+        a.stopping = true;
+        a.controller.abort(new UploadError('stopped', `${a.job.path} is being renamed or removed`));
+      }
+    }
+    const inFlight = (): boolean => [...this.active.values()].some((a) => isUnder(a.job.pathLower, pathLower));
+    const settled = inFlight() ? new Promise<void>((resolve) => this.quietWaiters.push({ pathLower, resolve })) : Promise.resolve();
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      const n = (this.held.get(pathLower) ?? 1) - 1;
+      if (n > 0) this.held.set(pathLower, n);
+      else this.held.delete(pathLower);
+      this.kick();
+    };
+    return { settled, release };
+  }
+
+  private isHeld(pathLower: string): boolean {
+    for (const h of this.held.keys()) if (isUnder(pathLower, h)) return true;
+    return false;
   }
 
   start(): void {
@@ -215,7 +249,7 @@ export class UploadQueue extends EventEmitter implements UploadPort {
   status(): UploadStatus {
     const { files, bytes } = this.journal.totals();
     let uploadedBytesInFlight = 0;
-    for (const a of this.active.values()) if (!a.detached) uploadedBytesInFlight += a.sentBytes;
+    for (const a of this.active.values()) if (!a.detached && !a.landed) uploadedBytesInFlight += a.sentBytes;
     return { files, bytes, uploadedBytesInFlight, failing: this.journal.failing() };
   }
 
@@ -266,7 +300,7 @@ export class UploadQueue extends EventEmitter implements UploadPort {
     for (const a of this.active.values()) busyPaths.add(a.job.pathLower);
     const now = this.now();
     for (const row of this.journal.oldest()) {
-      if (this.active.has(row.id) || busyPaths.has(row.path_lower)) continue;
+      if (this.active.has(row.id) || busyPaths.has(row.path_lower) || (this.held.size > 0 && this.isHeld(row.path_lower))) continue;
       const at = this.notBefore.get(row.id);
       if (at !== undefined && at > now) continue;
       return row; // leaving the loop closes the statement's iterator
@@ -291,7 +325,9 @@ export class UploadQueue extends EventEmitter implements UploadPort {
       meta = await this.client.upload(
         job.spoolFile,
         job.size,
-        { path: job.path, mode: 'overwrite' },
+        // Opened from a known revision: an update of it, so a change made elsewhere meanwhile
+        // is kept (Dropbox saves ours as a conflicted copy next to it). A new file: overwrite.
+        job.baseRev ? { path: job.path, mode: { update: job.baseRev }, autorename: true } : { path: job.path, mode: 'overwrite' },
         { onBytes: (n) => void (a.sentBytes = Math.max(0, a.sentBytes + n)), signal: a.controller.signal },
       );
     } catch (e) {
@@ -312,10 +348,23 @@ export class UploadQueue extends EventEmitter implements UploadPort {
         this.log(`upload: ${job.path} is in Dropbox, but recording it failed: ${describeError(e)}`);
       }
     }
-    if (!a.detached) this.journal.delete(job.id);
-    if (a.detached !== 'moved') await unlinkQuiet(job.spoolFile, this.log);
-    this.log(`upload: ${job.path} uploaded (${job.size} bytes, rev ${meta.rev})`);
+    const conflicted = meta.pathLower !== job.pathLower;
+    if (!a.detached) {
+      this.journal.delete(job.id);
+      // Dropbox holds ours now: every newer local version of the path follows from it (between
+      // this mount's own versions the last close wins, as before).
+      if (!conflicted) this.journal.rebase(job.pathLower, meta.rev);
+    }
+    if (conflicted) {
+      this.log(`upload: ${job.path} was changed in Dropbox since it was opened (rev ${job.baseRev}): both are kept, ours as ${meta.pathDisplay} (${job.size} bytes, rev ${meta.rev})`);
+    } else {
+      this.log(`upload: ${job.path} uploaded (${job.size} bytes, rev ${meta.rev})`);
+    }
+    // In the same step as the journal's rebase: a writer that closes meanwhile must not journal
+    // the base it had before (its upload would conflict with ours). The spool goes after.
+    a.landed = true;
     this.emitSafe('uploaded', job, meta);
+    if (a.detached !== 'moved') await unlinkQuiet(job.spoolFile, this.log);
   }
 
   private async attemptFailed(a: Active, e: unknown): Promise<void> {
@@ -352,6 +401,12 @@ export class UploadQueue extends EventEmitter implements UploadPort {
       const waiters = this.pathWaiters.get(pl) ?? [];
       this.pathWaiters.delete(pl);
       for (const w of waiters) w();
+    }
+    if (this.quietWaiters.length > 0) {
+      const busy = [...this.active.values()].map((x) => x.job.pathLower);
+      const [quiet, still] = partition(this.quietWaiters, (w) => !busy.some((b) => isUnder(b, w.pathLower)));
+      this.quietWaiters = still;
+      for (const w of quiet) w.resolve();
     }
     if (this.active.size === 0) {
       const waiters = this.idleWaiters;
@@ -432,4 +487,11 @@ export class UploadQueue extends EventEmitter implements UploadPort {
       this.log(`upload: a listener of '${event}' threw: ${describeError(e)}`);
     }
   }
+}
+
+function partition<T>(xs: T[], yes: (x: T) => boolean): [T[], T[]] {
+  const a: T[] = [];
+  const b: T[] = [];
+  for (const x of xs) (yes(x) ? a : b).push(x);
+  return [a, b];
 }

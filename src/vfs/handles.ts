@@ -16,12 +16,14 @@ import { syncDir } from '../upload/spool.js';
 import { bufferFor, readFully } from '../util/read.js';
 import { errnoOf, VfsError } from './errors.js';
 import type { Lookup } from './lookup.js';
+import { LandedRevs } from './landed.js';
 import type { Handle, Node, NodeTable, ReadHandle, WriteHandle } from './nodes.js';
 import type { EntryInfo, FileRef } from './ports.js';
 import { statOf, type Stat } from './stat.js';
 import { checkName, dirOf, dropboxPath, isFuseHidden, lowerOf, O_ACCMODE, O_TRUNC, type VfsOptions } from './types.js';
 
 type Omitted<H> = Omit<H, 'id'>;
+
 
 export class Handles {
   private readonly handles = new Map<number, Handle>();
@@ -75,15 +77,11 @@ export class Handles {
       // Truncating a non-empty file is a change even if nothing is written after.
       return this.openForWrite(fusePath, e, truncating || e.size === 0, truncating && e.size > 0);
     }
-    const local = this.localBytes(e);
-    if (local) {
-      const spool = await open(local, 'r');
-      return this.add<ReadHandle>({ kind: 'read', node: this.acquire(fusePath, e), spool, entry: e }).id;
-    }
-    const file = this.remoteRef(fusePath, e);
+    const src = await this.withSource(fusePath, e, async (at) => ('local' in at ? { spool: await open(at.local, 'r') } : at));
     const node = this.acquire(fusePath, e);
-    node.opened = e;
-    return this.add<ReadHandle>({ kind: 'read', node, file, entry: e }).id;
+    if ('spool' in src) return this.add<ReadHandle>({ kind: 'read', node, spool: src.spool, entry: e }).id;
+    node.opened = src.entry;
+    return this.add<ReadHandle>({ kind: 'read', node, file: src.file, entry: src.entry }).id;
   }
 
   async create(fusePath: string): Promise<number> {
@@ -93,11 +91,39 @@ export class Handles {
     return this.openForWrite(fusePath, undefined, true, true);
   }
 
-  /** The spool file holding a path's bytes when they are not in Dropbox yet. */
+  /**
+   * The spool file holding a path's bytes when they are not in Dropbox yet. A writer whose
+   * bytes were handed to the journal and not changed since (closed, not released yet) is not
+   * one: the queue deletes that file once it is uploaded; the journal row or the catalog says.
+   */
   private localBytes(e: EntryInfo): string | undefined {
     const w = (this.nodes.getHidden(e.pathLower) ?? this.nodes.get(e.pathLower))?.writer();
-    if (w) return w.spoolPath;
+    if (w && !(w.committed && !w.dirty)) return w.spoolPath;
     return this.o.uploads.pending(e.pathLower)?.spoolFile;
+  }
+
+  /** Where a path's bytes are now: a spool file, or a remote revision (and its entry). */
+  private source(fusePath: string, e: EntryInfo): { local: string } | { file: FileRef; entry: EntryInfo } {
+    const local = this.localBytes(e);
+    if (local) return { local };
+    const remote = (e.rev && this.nodes.getHidden(e.pathLower) ? e : this.catalogEntry(e.pathLower)) ?? e;
+    return { file: this.remoteRef(fusePath, remote), entry: remote };
+  }
+
+  /**
+   * `use` on the path's bytes. A spool file can be uploaded and deleted between the look and
+   * its open (the upload worker does not wait for us): then the bytes are in Dropbox, and the
+   * next look finds them there.
+   */
+  private async withSource<T>(fusePath: string, e: EntryInfo, use: (at: ReturnType<Handles['source']>) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const at = this.source(fusePath, e);
+      try {
+        return await use(at);
+      } catch (err) {
+        if (!('local' in at) || (err as { code?: string }).code !== 'ENOENT' || attempt >= 5) throw err;
+      }
+    }
   }
 
   private remoteRef(fusePath: string, e: EntryInfo): FileRef {
@@ -118,23 +144,36 @@ export class Handles {
     }
     const size = truncate || !existing ? 0 : existing.size;
     const e = existing ?? { pathLower: lowerOf(fusePath), pathDisplay: dropboxPath(fusePath), name: '', isFolder: false, size: 0, mtimeMs: 0 };
+    const baseRev = existing && this.baseRevOf(existing);
     const node = this.acquire(fusePath, e);
-    return this.add<WriteHandle>({ kind: 'write', node, spoolPath, fh, size, mtimeMs: Date.now(), dirty, committed: false }).id;
+    const h = this.add<WriteHandle>({ kind: 'write', node, spoolPath, fh, size, mtimeMs: Date.now(), dirty, committed: false });
+    if (baseRev !== undefined) h.baseRev = baseRev;
+    return h.id;
+  }
+
+  /** The remote revision the path's current bytes derive from (see WriteHandle.baseRev). */
+  private baseRevOf(e: EntryInfo): string | undefined {
+    const w = (this.nodes.getHidden(e.pathLower) ?? this.nodes.get(e.pathLower))?.writer();
+    if (w) return w.baseRev;
+    const p = this.o.uploads.pending(e.pathLower);
+    if (p) return p.baseRev;
+    return this.catalogEntry(e.pathLower)?.rev;
   }
 
   private async copyCurrentBytes(fusePath: string, e: EntryInfo, spoolPath: string): Promise<void> {
-    const local = this.localBytes(e);
-    if (local) {
-      await copyFile(local, spoolPath);
-      return;
-    }
-    const file = this.remoteRef(fusePath, e);
+    await this.withSource(fusePath, e, async (at) => {
+      if ('local' in at) await copyFile(at.local, spoolPath);
+      else await this.download(at.file, spoolPath);
+    });
+  }
+
+  private async download(file: FileRef, spoolPath: string): Promise<void> {
     const out = await open(spoolPath, 'w', 0o600);
     const stream = -this.nextHandle++;
     try {
       const step = 4 * 1024 * 1024;
-      for (let off = 0; off < e.size; off += step) {
-        const buf = await this.o.cache.read(file, off, Math.min(step, e.size - off), stream);
+      for (let off = 0; off < file.size; off += step) {
+        const buf = await this.o.cache.read(file, off, Math.min(step, file.size - off), stream);
         await out.write(buf, 0, buf.length, off);
       }
     } finally {
@@ -283,7 +322,7 @@ export class Handles {
       h.dirty = false;
       return;
     }
-    this.o.uploads.enqueue(node.path, h.spoolPath, h.size);
+    this.o.uploads.enqueue(node.path, h.spoolPath, h.size, h.baseRev);
     h.dirty = false;
     h.committed = true;
     this.o.log(`queued ${node.path} (${h.size} bytes) for upload`);
@@ -331,6 +370,24 @@ export class Handles {
     this.nodes.release(h.node);
     await h.fh.close().catch(() => undefined);
     if (!h.committed) await unlink(h.spoolPath).catch(() => undefined);
+  }
+
+  /** Our recent revisions per path, to read the catalog through (see LandedRevs). */
+  private readonly landed = new LandedRevs();
+
+  /**
+   * An upload of ours landed at `pathLower` as `entry`: the writers still open there derive
+   * from it now (their next upload is an update of it; between this mount's versions the last
+   * close wins).
+   */
+  uploaded(pathLower: string, entry: EntryInfo): void {
+    const n = this.nodes.get(pathLower);
+    if (n) for (const w of n.writers) w.baseRev = entry.rev ?? '';
+    this.landed.record(pathLower, entry);
+  }
+
+  private catalogEntry(pathLower: string): EntryInfo | undefined {
+    return this.landed.through(pathLower, this.o.catalog.lookup(pathLower));
   }
 
   /** Write handles still open (for unmount's report). */

@@ -8,13 +8,17 @@
  * (nodes, upload journal, catalog). Removals are the exception: the name leaves the local
  * state first, so it is gone from listings at once and no flush can queue it meanwhile.
  *
- * - unlink: open handles keep working on the detached node, nothing of it is uploaded, its
- *   pending uploads are cancelled, the remote file is deleted.
+ * - unlink: open handles keep working on the detached node, nothing of it is uploaded, an
+ *   upload in flight lands first, its pending uploads are cancelled, and the remote revision
+ *   this mount knows is deleted (parent_rev): a newer one made elsewhere stays.
  * - rename onto an existing file: the target is removed as by unlink (its queued upload and
  *   its open writers can never overwrite the moved file), then the source moves.
  * - case-only rename: the same node; Dropbox's move_v2 refuses it, so it goes through a
  *   temporary name (two moves). It never deletes anything.
  * - folder rename: the remote folder moves, then every node and pending upload below it.
+ * - every rename first holds the source's uploads (UploadPort.hold): none starts, and those in
+ *   flight end (and land, or go back to the queue) before the remote move. An upload that
+ *   landed under the old name after the move would be a file (or a folder) that comes back.
  * - rename to `.fuse_hidden…` (libfuse 2 hiding a file removed while open): an unlink that
  *   keeps the hidden name resolvable for the open handles until libfuse unlinks it.
  */
@@ -50,38 +54,38 @@ export class Namespace {
     await this.removeFile(e);
   }
 
-  /** A file leaves the namespace: local state first (at once), then Dropbox. */
+  /**
+   * A file leaves the namespace: its node at once (open handles keep working, nothing of them
+   * is uploaded); an upload of it in flight lands first (held: nothing new starts), then its
+   * pending rows go and Dropbox deletes the revision this mount knows, and only that one.
+   */
   private async removeFile(e: EntryInfo, hiddenLower?: string): Promise<void> {
     const node = this.nodes.get(e.pathLower);
     if (node && hiddenLower !== undefined) this.nodes.hide(node, hiddenLower, e);
     else if (node) this.nodes.detach(node, e);
-    this.o.uploads.cancel(e.pathLower);
-    const remote = this.o.catalog.lookup(e.pathLower);
-    if (remote) {
-      await this.o.remote.delete(remote.pathDisplay || e.pathDisplay);
-      this.o.catalog.remove(e.pathLower);
+    const hold = this.o.uploads.hold(e.pathLower);
+    try {
+      await hold.settled;
+      this.o.uploads.cancel(e.pathLower);
+      const remote = this.o.catalog.lookup(e.pathLower);
+      if (remote) await this.deleteRemote(remote);
+    } finally {
+      hold.release();
     }
-    // An upload of it (any of its versions) was in flight: wait for its outcome and remove
-    // what landed, before the removal returns (and before a rename moves a file here).
-    if (await this.o.uploads.whenSettled(e.pathLower)) await this.removeLanded(e.pathDisplay);
   }
 
   /**
-   * A path this mount removed or renamed away while its upload was in flight: if a file is in
-   * Dropbox there now and the path is not in use again locally, it is that upload: it goes.
+   * delete_v2 of the revision the catalog knows (parent_rev). If Dropbox has another one (a
+   * change made elsewhere, not seen here yet), that one stays: the change feed shows it.
    */
-  async removeLanded(p: string): Promise<void> {
-    const pl = p.toLowerCase();
-    if (this.nodes.get(pl) || this.o.uploads.pending(pl)) return;
-    let landed: Meta | undefined;
+  private async deleteRemote(remote: EntryInfo): Promise<void> {
     try {
-      landed = (await this.o.remote.listAll(parentOf(p), false)).entries.find((m) => m.pathLower === pl);
-    } catch (e) {
-      if (e instanceof RemoteError && e.code === 'not_found') return;
-      throw e;
+      await this.o.remote.delete(remote.pathDisplay, remote.isFolder ? undefined : remote.rev);
+    } catch (err) {
+      if (!(err instanceof RemoteError && err.code === 'conflict')) throw err;
+      this.o.log(`${remote.pathDisplay} was changed in Dropbox since rev ${remote.rev}: not deleted there, the newer version stays`);
     }
-    if (landed?.kind !== 'file') return;
-    await this.stray(landed);
+    this.o.catalog.remove(remote.pathLower);
   }
 
   async mkdir(fusePath: string): Promise<void> {
@@ -103,24 +107,31 @@ export class Namespace {
     this.goneFolders.add(e.pathLower);
   }
 
-  /** Background work (the old path of an upload renamed in flight): the VFS waits for it at settle. */
-  onBackground: (work: Promise<void>) => void = (w) => void w;
-
-  private afterSettled(pl: string, display: string): void {
-    this.onBackground(this.o.uploads.whenSettled(pl).then(() => this.removeLanded(display)));
-  }
-
   async rename(fromFuse: string, toFuse: string): Promise<void> {
-    const src = this.look.mustLookup(fromFuse);
+    const first = this.look.mustLookup(fromFuse);
     const to = dropboxPath(toFuse);
     const toLower = lowerOf(toFuse);
-    if (src.pathLower === '') throw new VfsError('EBUSY', 'the root of the mount cannot be renamed');
-    if (isFuseHidden(to) && !src.isFolder) {
+    if (first.pathLower === '') throw new VfsError('EBUSY', 'the root of the mount cannot be renamed');
+    if (isFuseHidden(to) && !first.isFolder) {
       // libfuse hides a file removed while open: that is the removal.
-      await this.removeFile(src, toLower);
+      await this.removeFile(first, toLower);
       return;
     }
     checkName(to);
+    // No upload of the source (or below it) starts while the rename decides, and those in
+    // flight end first: what they land is then moved with the rest, never left behind under
+    // the old name (nor recreating an old folder).
+    const hold = this.o.uploads.hold(first.pathLower);
+    try {
+      await hold.settled;
+      await this.renameHeld(fromFuse, toFuse, to, toLower);
+    } finally {
+      hold.release();
+    }
+  }
+
+  private async renameHeld(fromFuse: string, toFuse: string, to: string, toLower: string): Promise<void> {
+    const src = this.look.mustLookup(fromFuse);
     this.look.folder(dirOf(toFuse));
     const same = src.pathLower === toLower;
     if (same && nameOf(src.pathDisplay) === nameOf(to)) return;
@@ -142,28 +153,33 @@ export class Namespace {
     const node = src.isFolder ? undefined : this.nodes.get(src.pathLower);
     const pending = src.isFolder ? undefined : this.o.uploads.pending(src.pathLower);
     if (!remoteSrc && !node && !pending) throw enoent(fromFuse);
-    if (remoteSrc) await this.moveRemote(remoteSrc, to, same);
+    const moved = remoteSrc ? await this.moveRemote(remoteSrc, to, same) : undefined;
     // The local state follows, synchronously: nothing can queue under the old path after this.
+    // Nothing of the source is uploading (held): its rows are idle and simply follow.
     if (src.isFolder) {
-      this.nodes.moveTree(src.pathLower, to);
+      // The files below get new revisions: what is open or pending there uploads with overwrite.
+      for (const n of this.nodes.moveTree(src.pathLower, to)) for (const w of n.writers) delete w.baseRev;
       // Case only: the pending uploads' paths still lead into the folder (Dropbox ignores case).
       if (!same) {
         this.goneFolders.add(src.pathLower);
-        const inFlight = this.o.uploads.pendingUnder(src.pathLower).filter((p) => p.state === 'uploading');
         this.o.uploads.retargetTree(src.pathLower, to);
-        // Their aborts may come too late: what they leave under the old folder goes (and the folder).
-        for (const p of inFlight) this.afterSettled(p.pathLower, p.path);
       }
       return;
     }
+    // Versions opened from the revision that moved now derive from the moved one (a move gives
+    // a new revision); any other base stays, so a change made elsewhere still conflicts.
+    const rebased = (base: string | undefined): string | undefined => (base !== undefined && base === remoteSrc?.rev && moved?.kind === 'file' ? moved.rev : base);
     const srcNode = this.nodes.get(src.pathLower);
-    if (srcNode) this.nodes.move(srcNode, to);
-    const nowPending = this.o.uploads.pending(src.pathLower);
-    // An upload in flight under the same key (case-only) must not be aborted: its stray would
-    // be deleted at the key the file now has. It lands under the old case; that is all.
-    if (nowPending && !(same && nowPending.state === 'uploading')) this.o.uploads.retarget(src.pathLower, to);
-    // An upload of the old path was in flight (now aborted): what it may have left goes.
-    if (nowPending?.state === 'uploading' && !same) this.afterSettled(src.pathLower, src.pathDisplay);
+    if (srcNode) {
+      this.nodes.move(srcNode, to);
+      for (const w of srcNode.writers) {
+        const b = rebased(w.baseRev);
+        if (b === undefined) delete w.baseRev;
+        else w.baseRev = b;
+      }
+    }
+    const p = this.o.uploads.pending(src.pathLower);
+    if (p) this.o.uploads.retarget(src.pathLower, to, rebased(p.baseRev));
   }
 
   /**
@@ -201,7 +217,7 @@ export class Namespace {
   }
 
   /** move_v2, and the catalog updated; a case-only rename goes through a temporary name. */
-  private async moveRemote(remoteSrc: EntryInfo, to: string, caseOnly: boolean): Promise<void> {
+  private async moveRemote(remoteSrc: EntryInfo, to: string, caseOnly: boolean): Promise<Meta> {
     let moved: Meta;
     if (caseOnly) {
       const tmp = `${parentOf(to)}/.sreg-rename-${randomBytes(6).toString('hex')}`;
@@ -224,5 +240,6 @@ export class Namespace {
     } else if (moved.kind === 'file') {
       this.o.catalog.upsert(this.o.toEntry(moved));
     }
+    return moved;
   }
 }

@@ -43,6 +43,11 @@ export interface WriteHandle {
   committed: boolean;
   /** A write or truncate of the spool file failed (ENOSPC, EIO…): its bytes are never journaled. */
   failed?: unknown;
+  /**
+   * The remote revision the bytes were opened from (kept through its own uploads): its
+   * upload is an update of it. None for a new file (overwrite).
+   */
+  baseRev?: string;
 }
 
 export type Handle = ReadHandle | WriteHandle;
@@ -149,8 +154,8 @@ export class NodeTable {
     this.live.set(n.pathLower, n);
   }
 
-  /** A folder renamed: every node below it follows. */
-  moveTree(fromLower: string, toPath: string): void {
+  /** A folder renamed: every node below it follows; returns them. */
+  moveTree(fromLower: string, toPath: string): Node[] {
     const below = [...this.live.values()].filter((n) => isUnder(n.pathLower, fromLower));
     for (const n of below) this.live.delete(n.pathLower);
     for (const n of below) {
@@ -158,6 +163,7 @@ export class NodeTable {
       n.pathLower = n.path.toLowerCase();
       this.live.set(n.pathLower, n);
     }
+    return below;
   }
 
   /** Live nodes with a writer, in a folder (what readdir adds to the catalog and the journal). */

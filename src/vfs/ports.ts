@@ -97,6 +97,12 @@ export interface PendingUpload {
   state: 'queued' | 'uploading' | 'failed';
   attempts: number;
   lastError?: string;
+  /**
+   * The remote revision the file was opened from: it uploads with mode update of it, so a
+   * change another machine made meanwhile is not overwritten (Dropbox keeps both: ours lands
+   * as a "conflicted copy"). None: a new file, uploaded with mode overwrite.
+   */
+  baseRev?: string;
 }
 
 export interface UploadStatus {
@@ -108,7 +114,7 @@ export interface UploadStatus {
 
 /**
  * The write-back queue (upload/). Emits 'uploaded' (job: PendingUpload, meta: FileMeta) after
- * a file is in Dropbox, 'failed' (job, error) when an attempt fails (it is retried), and
+ * a file is in Dropbox (at meta's path: another one than job's for a conflicted copy), 'failed' (job, error) when an attempt fails (it is retried), and
  * 'stray' (job, meta) when a file renamed or deleted mid-upload landed under its old path anyway.
  */
 export interface UploadPort extends EventEmitter {
@@ -116,19 +122,31 @@ export interface UploadPort extends EventEmitter {
    * Durably records a closed file (its spool file is already fsynced) and queues it. sync:
    * when it returns, the journal row is committed and a crash will not lose it.
    */
-  enqueue(path: string, spoolFile: string, size: number): PendingUpload;
+  enqueue(path: string, spoolFile: string, size: number, baseRev?: string): PendingUpload;
   /** sync: the newest pending upload of a path, if any (what the mount shows for it) */
   pending(pathLower: string): PendingUpload | undefined;
   /** sync: pending uploads whose parent folder is `parentLower` */
   pendingChildren(parentLower: string): PendingUpload[];
   /** sync: pending uploads anywhere below the folder `folderLower` (the newest row of each path) */
   pendingUnder(folderLower: string): PendingUpload[];
-  /** sync: a pending file was renamed (rsync's temp → final): upload it under the new path */
-  retarget(fromLower: string, toPath: string): boolean;
-  /** sync: a folder was renamed: its pending files follow it; returns how many */
+  /**
+   * sync: a pending file was renamed (rsync's temp → final): upload it under the new path, as
+   * an update of `baseRev` (the moved file's revision) or, without it, with overwrite
+   */
+  retarget(fromLower: string, toPath: string, baseRev?: string): boolean;
+  /** sync: a folder was renamed: its pending files follow it (with overwrite); returns how many */
   retargetTree(fromLower: string, toPath: string): number;
   /** sync: a pending file was deleted before it was uploaded */
   cancel(pathLower: string): boolean;
+  /**
+   * sync: no upload of `pathLower` (a file, or a folder and everything below it) starts until
+   * release() is called: a rename decides on those paths meanwhile. Uploads there already in
+   * flight end first: a single-request one (which cannot be taken back once sent) finishes and
+   * lands as usual, a session upload is aborted and stays queued. `settled` resolves once none
+   * is in flight there; then the journal rows of those paths are all idle and the catalog has
+   * what landed, so the rename can move both without any upload landing behind it.
+   */
+  hold(pathLower: string): { settled: Promise<void>; release: () => void };
   /**
    * Resolves once no upload of this path is in flight (at once if none is). After a cancel or
    * a retarget aborted one, this is when its outcome is settled: it reached Dropbox (a 'stray'

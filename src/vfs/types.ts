@@ -8,7 +8,8 @@ import type { BlockCachePort, CatalogPort, EntryInfo, UploadPort } from './ports
 
 /** The remote calls the namespace operations and the attributes make (dropbox/ implements them). */
 export interface RemoteOps {
-  delete(path: string): Promise<unknown>;
+  /** With `parentRev` (a file), only that revision is deleted: another one is a 'conflict'. */
+  delete(path: string, parentRev?: string): Promise<unknown>;
   move(from: string, to: string): Promise<Meta>;
   createFolder(path: string): Promise<FolderMeta>;
   listAll(path: string, recursive: boolean): Promise<{ entries: Meta[] }>;

@@ -12,7 +12,7 @@ import { Handles } from './handles.js';
 import { Lookup } from './lookup.js';
 import { Namespace } from './namespace.js';
 import { NodeTable, type NodeState } from './nodes.js';
-import type { EntryInfo, FileRef } from './ports.js';
+import type { EntryInfo, FileRef, PendingUpload } from './ports.js';
 import type { Stat } from './stat.js';
 import { lowerOf, type VfsOptions } from './types.js';
 import { XattrSupport } from './xattr.js';
@@ -47,7 +47,10 @@ export class Vfs {
     this.xattr = new XattrSupport(o, (p) => this.look.lookup(p));
     // Renamed or deleted while uploading, and it landed anyway: that old path should not exist.
     o.uploads.on('stray', (_job: unknown, meta: FileMeta) => this.track(this.ns.stray(meta), meta.pathDisplay));
-    this.ns.onBackground = (work) => this.track(work, 'a renamed upload');
+    // Landed where it was meant to (not as a conflicted copy): open writers derive from it now.
+    o.uploads.on('uploaded', (job: PendingUpload, meta: FileMeta) => {
+      if (meta.pathLower === job.pathLower) this.handles.uploaded(job.pathLower, o.toEntry(meta));
+    });
   }
 
   private track(work: Promise<void>, what: string): void {

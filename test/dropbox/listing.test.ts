@@ -135,7 +135,10 @@ test('getMetadata, move, delete, account and space usage map their results', asy
   t.like(moved, { kind: 'file', pathLower: '/m/b.txt' });
   t.is(await c.getMetadata('/m/a.txt'), undefined);
   await remoteError(t, c.move('/m/a.txt', '/m/c.txt'), 'not_found');
-  t.like(await c.delete('/m/b.txt'), { kind: 'file', pathLower: '/m/b.txt' });
+  // parent_rev: only the revision named is deleted; another one is a conflict and stays.
+  await remoteError(t, c.delete('/m/b.txt', '0123456789abcdef'), 'conflict');
+  t.like(await c.getMetadata('/m/b.txt'), { kind: 'file' });
+  t.like(await c.delete('/m/b.txt', moved.kind === 'file' ? moved.rev : ''), { kind: 'file', pathLower: '/m/b.txt' });
   const acct = await c.currentAccount();
   t.is(acct.displayName, 'Vanessa S');
   t.regex(acct.accountId, /^dbid:/);

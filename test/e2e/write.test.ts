@@ -8,7 +8,7 @@
  * One mount is shared by the file's serial tests; each test works in its own folder.
  */
 import test from 'ava';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Dropbox } from 'dropbox';
@@ -323,4 +323,24 @@ e2eTest('xattrs: getfattr -d never creates a link; reading share_url does (once)
   const asked = lsTrace.stderr.split('\n').filter((l) => /getxattr\(/.test(l));
   t.true(asked.length > 0 && asked.length <= 2, `ls -l of 3 files asked for labels/ACLs ${asked.length} times: after ENOTSUP it stops\n${asked.join('\n')}`);
   t.deepEqual(await links(), [], 'no link made by any of that');
+});
+
+e2eTest('a file changed in Dropbox while it was open for writing here: both are kept, ours as a conflicted copy, and the log says so', async (t) => {
+  await ok('mkdir', [onMount('/conflict')]);
+  await seeded('/conflict/x.txt', Buffer.from('one\n'));
+  const ours = Buffer.from('ours, written on the mount\n');
+  const theirs = Buffer.from('theirs, from another machine\n');
+  // Opened (without truncation) from the revision the mount knows; another machine uploads; then close.
+  const fh = await open(onMount('/conflict/x.txt'), 'r+');
+  try {
+    await fh.write(ours, 0, ours.length, 0);
+    await upload(dbx, '/conflict/x.txt', theirs);
+  } finally {
+    await fh.close();
+  }
+  const copy = await waitFor('the conflicted copy in Dropbox', async () => (await remoteNames(dbx, '/conflict')).find((n) => n.includes('conflicted copy')));
+  t.is(copy, 'x (conflicted copy).txt');
+  t.deepEqual(await remoteBytes(dbx, '/conflict/x.txt'), theirs, 'the other machine\'s version stays');
+  t.deepEqual(await remoteBytes(dbx, `/conflict/${copy}`), ours);
+  t.regex(await m.log(), /\/conflict\/x\.txt was changed in Dropbox since it was opened \(rev \w+\): both are kept, ours as \/conflict\/x \(conflicted copy\)\.txt/);
 });

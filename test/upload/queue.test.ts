@@ -56,7 +56,7 @@ test('enqueue records the row at once; the worker uploads with overwrite, awaits
   t.deepEqual(client.calls.map((c) => [c.path, c.mode, c.size, c.content]), [['/Col/A.simg', 'overwrite', 5, 'hello']]);
   t.is(q.pending('/col/a.simg'), undefined);
   t.deepEqual(rows(env.db), []);
-  t.false(existsSync(f));
+  await waitFor(() => !existsSync(f), 'the spool file to go (right after the event)');
 });
 
 test('enqueue refuses a spool file outside the spool folder and a path that is not a file path', async (t) => {
@@ -377,4 +377,84 @@ test('cancel of a single-request upload in flight lets it finish (its outcome st
   t.deepEqual(seen.stray.map((j) => j.path), ['/small']);
   t.deepEqual(seen.uploaded, []);
   await waitFor(() => !existsSync(f), 'the spool file to go');
+});
+
+test('hold: nothing starts at the held path or below until release; a single-request upload in flight finishes, a session one goes back to the queue', async (t) => {
+  const env = await setup(t);
+  const client = new FakeClient();
+  const gate = new Gate();
+  client.behavior = gate.behavior;
+  const q = queue(t, env, client, { concurrency: 3 });
+  const seen = record(q);
+  q.enqueue('/d/small', await spool(env.spoolDir, 's', 'data'), 4);
+  q.enqueue('/d/big', await spool(env.spoolDir, 'b', Buffer.alloc(SESSION_SIZE)), SESSION_SIZE);
+  q.start();
+  await waitFor(() => gate.heldCount === 2, 'both uploads to start');
+  const hold = q.hold('/d');
+  let settled = false;
+  void hold.settled.then(() => (settled = true));
+  await waitFor(() => client.calls.some((c) => c.path === '/d/big' && c.outcome === 'aborted'), 'the session upload to be aborted');
+  await ticks(5);
+  t.false(settled, 'the single-request upload is still in flight');
+  q.enqueue('/d/later', await spool(env.spoolDir, 'l', 'later'), 5);
+  q.enqueue('/e/free', await spool(env.spoolDir, 'e', 'free'), 4);
+  gate.releaseAll();
+  await hold.settled;
+  t.deepEqual(seen.uploaded.map(([j]) => j.path), ['/d/small'], 'landed as usual, not a stray');
+  t.is(q.pending('/d/big')?.state, 'queued', 'the aborted session upload is queued again');
+  t.deepEqual(seen.failed, [], 'an abort for a hold is not a failed attempt');
+  await waitFor(() => seen.uploaded.some(([j]) => j.path === '/e/free'), 'an upload outside the held folder');
+  await ticks(5);
+  t.deepEqual(client.calls.filter((c) => c.path !== '/d/small' && c.path !== '/e/free').map((c) => [c.path, c.outcome]), [['/d/big', 'aborted']], 'nothing held started');
+  hold.release();
+  hold.release();
+  await q.drain();
+  t.deepEqual(seen.uploaded.map(([j]) => j.path).sort(), ['/d/big', '/d/later', '/d/small', '/e/free']);
+});
+
+test('a file opened from a revision uploads as an update of it; newer versions of the path follow from the revision ours got', async (t) => {
+  const env = await setup(t);
+  const client = new FakeClient();
+  const gate = new Gate();
+  client.behavior = gate.behavior;
+  const q = queue(t, env, client);
+  q.enqueue('/d/f', await spool(env.spoolDir, 'v1', 'one'), 3, 'r0');
+  q.enqueue('/d/new', await spool(env.spoolDir, 'n', 'new'), 3);
+  q.start();
+  await waitFor(() => gate.heldCount === 2, 'both uploads to start');
+  t.is(q.enqueue('/d/f', await spool(env.spoolDir, 'v2', 'two'), 3, 'r0').baseRev, 'r0');
+  gate.releaseAll();
+  await q.drain();
+  const first = client.calls[0]!;
+  t.deepEqual(client.calls.map((c) => [c.path, c.mode]), [['/d/f', { update: 'r0' }], ['/d/new', 'overwrite'], ['/d/f', { update: `0151${String(first.n).padStart(5, '0')}` }]]);
+});
+
+test('an update that Dropbox saved as a conflicted copy is logged as such; the next version still conflicts', async (t) => {
+  const env = await setup(t);
+  const client = new FakeClient();
+  const lines: string[] = [];
+  // Dropbox renames ours (mode update, autorename): the remote file changed since r0.
+  const upload = client.upload.bind(client);
+  client.upload = async (file, size, commit, o) => {
+    const m = await upload(file, size, commit, o);
+    return typeof commit.mode === 'object' ? { ...m, pathLower: '/d/f (conflicted copy)', pathDisplay: '/d/f (conflicted copy)', name: 'f (conflicted copy)' } : m;
+  };
+  const q = queue(t, env, client, { log: (l) => lines.push(l) });
+  q.enqueue('/d/f', await spool(env.spoolDir, 'v1', 'one'), 3, 'r0');
+  q.start();
+  await q.drain();
+  t.true(lines.some((l) => l.includes('/d/f was changed in Dropbox since it was opened (rev r0): both are kept, ours as /d/f (conflicted copy)')), lines.join('\n'));
+  t.is(q.enqueue('/d/f', await spool(env.spoolDir, 'v2', 'two'), 3, 'r0').baseRev, 'r0');
+});
+
+test("'uploaded' comes in the same step as the journal's rebase, before anything is awaited (a close meanwhile must not journal the old base)", async (t) => {
+  const env = await setup(t);
+  const q = queue(t, env, new FakeClient());
+  const f = await spool(env.spoolDir, 'f', 'one');
+  q.enqueue('/f', f, 3, 'r0');
+  let seen: { spool: boolean; rows: number } | undefined;
+  q.on('uploaded', (j: PendingUpload) => (seen = { spool: existsSync(j.spoolFile), rows: rows(env.db).length }));
+  q.start();
+  await q.drain();
+  t.deepEqual(seen, { spool: true, rows: 0 }, 'the row is gone, its spool file not yet');
 });

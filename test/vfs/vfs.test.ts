@@ -173,3 +173,143 @@ test('caughtUp: until the catalog has caught up, reads answer at once and change
   t.is(vfs.lookup('/g'), undefined);
   await s.vfs.settled();
 });
+
+test('a folder renamed while an upload below it is in flight waits for it; nothing comes back under the old name', async (t) => {
+  const s = await sut(t);
+  const { vfs, ports } = s;
+  await vfs.mkdir('/old');
+  await vfs.mkdir('/old/sub');
+  const w = await vfs.create('/old/sub/x');
+  await vfs.write(w, Buffer.from('x'), 0);
+  await s.close(w);
+  ports.uploads.holdInFlight = true;
+  const id = await ports.uploads.begin();
+  let done = false;
+  const renaming = vfs.rename('/old', '/new').then(() => (done = true));
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+  t.false(done, 'the rename waits for the upload in flight');
+  ports.uploads.finish(id!);
+  await renaming;
+  // At once, before any clean-up or drain: the old folder must not be there.
+  t.deepEqual(vfs.readdir('/'), ['new']);
+  t.deepEqual(ports.remote.folderKeys().sort(), ['/new', '/new/sub']);
+  t.deepEqual([...ports.remote.snapshotFiles().keys()], ['/new/sub/x']);
+  await s.drain();
+  t.deepEqual(ports.remote.folderKeys().sort(), ['/new', '/new/sub']);
+  t.deepEqual([...ports.remote.snapshotFiles().entries()].map(([k, f]) => [k, f.bytes.toString()]), [['/new/sub/x', 'x']]);
+});
+
+test('mv of a file whose upload is in flight: it lands, then moves; mv of another file onto the old name is not overwritten by it', async (t) => {
+  const s = await sut(t);
+  const { vfs, ports } = s;
+  ports.remote.upload('/c', Buffer.from('other'));
+  const w = await vfs.create('/a');
+  await vfs.write(w, Buffer.from('mine'), 0);
+  await s.close(w);
+  ports.uploads.holdInFlight = true;
+  const id = await ports.uploads.begin();
+  // mv a b; mv c a, as far as they get before the upload of a ends (landing although renamed).
+  const steps = (async () => {
+    await vfs.rename('/a', '/b');
+    await vfs.rename('/c', '/a');
+  })();
+  await new Promise((r) => setImmediate(r));
+  ports.uploads.finish(id!, { landAnyway: true });
+  await steps;
+  t.deepEqual(vfs.readdir('/').sort(), ['a', 'b']);
+  await s.drain();
+  t.deepEqual(
+    [...ports.remote.snapshotFiles().entries()].map(([k, f]) => [k, f.bytes.toString()]).sort(),
+    [['/a', 'other'], ['/b', 'mine']],
+  );
+});
+
+test('open after close, while the writer is not released yet and its upload already removed the spool file: the uploaded bytes', async (t) => {
+  const s = await sut(t);
+  const { vfs, ports } = s;
+  const w = await vfs.create('/f');
+  await vfs.write(w, Buffer.from('closed'), 0);
+  // close(2) is FLUSH; the kernel sends RELEASE later, after close has returned.
+  await vfs.flush(w);
+  ports.uploads.finish((await ports.uploads.begin())!);
+  await ports.uploads.settled();
+  const r = await vfs.open('/f', 0);
+  t.is((await vfs.read(r, 0, 100)).toString(), 'closed');
+  const w2 = await vfs.open('/f', O_WRONLY);
+  await vfs.write(w2, Buffer.from('C'), 0);
+  await s.close(w2);
+  await s.close(r);
+  await vfs.release(w);
+  await s.drain();
+  t.is(ports.remote.snapshotFiles().get('/f')?.bytes.toString(), 'Closed');
+});
+
+test('a file rewritten from the revision it was opened at, changed meanwhile on another machine: both are kept, ours as a conflicted copy', async (t) => {
+  const s = await sut(t);
+  const { vfs, ports } = s;
+  ports.remote.upload('/f.txt', Buffer.from('one'));
+  const w = await vfs.open('/f.txt', O_WRONLY);
+  await vfs.write(w, Buffer.from('ours'), 0);
+  await s.close(w);
+  ports.remote.upload('/f.txt', Buffer.from('theirs'));
+  await s.drain();
+  t.deepEqual(
+    [...ports.remote.snapshotFiles().values()].map((f) => [f.path, f.bytes.toString()]).sort(),
+    [['/f (conflicted copy).txt', 'ours'], ['/f.txt', 'theirs']],
+  );
+});
+
+test('our own successive versions never conflict: a writer open across its upload, a reopen while pending, a rename while pending', async (t) => {
+  const s = await sut(t);
+  const { vfs, ports } = s;
+  ports.remote.upload('/a', Buffer.from('0000'));
+  const w = await vfs.open('/a', O_WRONLY);
+  await vfs.write(w, Buffer.from('1'), 0);
+  await vfs.flush(w);
+  ports.uploads.finish((await ports.uploads.begin())!);
+  await vfs.write(w, Buffer.from('2'), 1);
+  await vfs.flush(w);
+  const w2 = await vfs.open('/a', O_WRONLY);
+  await vfs.write(w2, Buffer.from('3'), 2);
+  await s.close(w2);
+  await vfs.release(w);
+  await vfs.rename('/a', '/b');
+  await s.drain();
+  t.deepEqual([...ports.remote.snapshotFiles().values()].map((f) => [f.path, f.bytes.toString()]), [['/b', '1230']]);
+});
+
+test('rm of a file another machine changed since this mount saw it: that newer version stays in Dropbox', async (t) => {
+  const s = await sut(t);
+  const { vfs, ports } = s;
+  ports.remote.upload('/g', Buffer.from('one'));
+  const feed = ports.remote.onChange;
+  ports.remote.onChange = () => undefined; // the change feed has not brought the next change yet
+  ports.remote.upload('/g', Buffer.from('theirs'));
+  ports.remote.onChange = feed;
+  await vfs.unlink('/g');
+  t.is(vfs.lookup('/g'), undefined);
+  t.is(ports.remote.snapshotFiles().get('/g')?.bytes.toString(), 'theirs');
+});
+
+test('the change feed bringing an older revision of ours after a newer one landed: reads give the newest, a rewrite does not conflict with ourselves', async (t) => {
+  const s = await sut(t);
+  const { vfs, ports } = s;
+  const w = await vfs.create('/f');
+  await vfs.write(w, Buffer.from('one'), 0);
+  await s.close(w);
+  await s.drain();
+  const older = ports.catalog.lookup('/f')!;
+  const w2 = await vfs.open('/f', O_WRONLY);
+  await vfs.write(w2, Buffer.from('two'), 0);
+  await s.close(w2);
+  await s.drain();
+  ports.catalog.upsert(older); // a list_folder/continue answered before the last upload, applied after it
+  const r = await vfs.open('/f', 0);
+  t.is((await vfs.read(r, 0, 10)).toString(), 'two');
+  await s.close(r);
+  const w3 = await vfs.open('/f', O_WRONLY);
+  await vfs.write(w3, Buffer.from('X'), 0);
+  await s.close(w3);
+  await s.drain();
+  t.deepEqual([...ports.remote.snapshotFiles().values()].map((f) => [f.path, f.bytes.toString()]), [['/f', 'Xwo']]);
+});

@@ -63,9 +63,16 @@ export class MemoryRemote implements RemoteOps {
     return par === '' ? p : `${this.folders.get(lower(par)) ?? par}/${base(p)}`;
   }
 
-  upload(p: string, bytes: Buffer): FileMeta {
+  /**
+   * files/upload with mode overwrite, or (`updateRev`) mode update with autorename: a file
+   * at `p` of another revision and other bytes stays, and these land as a conflicted copy.
+   */
+  upload(path: string, bytes: Buffer, updateRev?: string): FileMeta {
+    let p = path;
     if (this.folders.has(lower(p))) throw conflict('files/upload', p);
     this.ensureParents('files/upload', p);
+    const there = this.files.get(lower(p));
+    if (updateRev !== undefined && there && there.rev !== updateRev && !there.bytes.equals(bytes)) p = this.conflictedCopy(p);
     const old = this.files.get(lower(p));
     const rev = `r${(++this.seq).toString(16).padStart(9, '0')}`;
     const f: RFile = { path: old?.path ?? this.display(p), id: old?.id ?? `id:${this.seq}`, rev, bytes: Buffer.from(bytes) };
@@ -76,18 +83,30 @@ export class MemoryRemote implements RemoteOps {
     return m;
   }
 
+  private conflictedCopy(p: string): string {
+    const name = base(p);
+    const dot = name.lastIndexOf('.');
+    const [stem, ext] = dot > 0 ? [name.slice(0, dot), name.slice(dot)] : [name, ''];
+    for (let n = 1; ; n++) {
+      const c = `${parent(p)}/${stem} (conflicted copy${n > 1 ? ` ${n}` : ''})${ext}`;
+      if (!this.files.has(lower(c)) && !this.folders.has(lower(c))) return c;
+    }
+  }
+
   revBytes(rev: string): Buffer | undefined {
     return this.revs.get(rev);
   }
 
-  async delete(p: string): Promise<Meta> {
+  /** delete_v2; with `parentRev`, a file of another revision is not deleted (conflict). */
+  async delete(p: string, parentRev?: string): Promise<Meta> {
     await Promise.resolve();
-    return this.deleteNow(p);
+    return this.deleteNow(p, parentRev);
   }
 
-  deleteNow(p: string): Meta {
+  deleteNow(p: string, parentRev?: string): Meta {
     const pl = lower(p);
     const f = this.files.get(pl);
+    if (parentRev !== undefined && (!f || f.rev !== parentRev) && (f || this.folders.has(pl))) throw conflict('files/delete_v2', p);
     if (f) {
       this.files.delete(pl);
       const m: Meta = { kind: 'deleted', name: base(f.path), pathLower: pl, pathDisplay: f.path };

@@ -21,6 +21,7 @@ interface Row extends PendingUpload {
 }
 
 const parentOf = (pl: string): string => pl.slice(0, Math.max(0, pl.lastIndexOf('/')));
+const under = (pl: string, folderLower: string): boolean => pl === folderLower || pl.startsWith(`${folderLower}/`);
 
 export class MemoryUploads extends EventEmitter implements UploadPort {
   private rows: Row[] = [];
@@ -54,10 +55,11 @@ export class MemoryUploads extends EventEmitter implements UploadPort {
     this.removals.push(unlink(file).catch(() => undefined));
   }
 
-  enqueue(path: string, spoolFile: string, size: number): PendingUpload {
+  enqueue(path: string, spoolFile: string, size: number, baseRev?: string): PendingUpload {
     const pl = path.toLowerCase();
     for (const r of this.rows.filter((x) => x.pathLower === pl && !this.active.has(x.id))) this.drop(r, r.spoolFile === spoolFile ? 'moved' : 'cancelled');
     const row: Row = { id: ++this.seq, path, pathLower: pl, spoolFile, size, queuedAtMs: this.seq, state: 'queued', attempts: 0 };
+    if (baseRev !== undefined) row.baseRev = baseRev;
     this.rows.push(row);
     return { ...row };
   }
@@ -79,19 +81,22 @@ export class MemoryUploads extends EventEmitter implements UploadPort {
     return [...byPath.values()];
   }
 
-  private moveRows(rows: Row[], toPath: string): void {
+  private moveRows(rows: Row[], toPath: string, baseRev?: string): void {
     const newest = rows.at(-1);
     if (!newest) return;
     for (const r of rows) this.drop(r, r === newest ? 'moved' : 'cancelled');
     const tl = toPath.toLowerCase();
     for (const r of this.rows.filter((x) => x.pathLower === tl && !this.active.has(x.id))) this.drop(r, 'cancelled');
-    this.rows.push({ ...newest, id: ++this.seq, path: toPath, pathLower: tl, state: 'queued', detached: undefined, bytes: undefined });
+    const moved: Row = { ...newest, id: ++this.seq, path: toPath, pathLower: tl, state: 'queued', detached: undefined, bytes: undefined };
+    if (baseRev === undefined) delete moved.baseRev;
+    else moved.baseRev = baseRev;
+    this.rows.push(moved);
   }
 
-  retarget(fromLower: string, toPath: string): boolean {
+  retarget(fromLower: string, toPath: string, baseRev?: string): boolean {
     const rows = this.rows.filter((r) => r.pathLower === fromLower);
     if (rows.length === 0) return false;
-    this.moveRows(rows, toPath);
+    this.moveRows(rows, toPath, baseRev);
     return true;
   }
 
@@ -109,10 +114,43 @@ export class MemoryUploads extends EventEmitter implements UploadPort {
     return rows.length > 0;
   }
 
+  private readonly held = new Map<string, number>();
+  private quietWaiters: { pathLower: string; resolve: () => void }[] = [];
+  /**
+   * Whether a hold() lets the test end the uploads in flight itself (finish()), so that a
+   * rename can be seen waiting for them; by default they end at once (and land).
+   */
+  holdInFlight = false;
+
+  private isHeld(pl: string): boolean {
+    for (const h of this.held.keys()) if (under(pl, h)) return true;
+    return false;
+  }
+
+  hold(pathLower: string): { settled: Promise<void>; release: () => void } {
+    this.held.set(pathLower, (this.held.get(pathLower) ?? 0) + 1);
+    const mine = (): number[] => [...this.active].filter(([, r]) => under(r.pathLower, pathLower)).map(([id]) => id);
+    let settled: Promise<void>;
+    if (mine().length === 0) settled = Promise.resolve();
+    else if (this.holdInFlight) settled = new Promise((resolve) => this.quietWaiters.push({ pathLower, resolve }));
+    else settled = Promise.resolve().then(() => mine().forEach((id) => this.finish(id, { landAnyway: this.landDetached })));
+    let released = false;
+    return {
+      settled,
+      release: () => {
+        if (released) return;
+        released = true;
+        const n = (this.held.get(pathLower) ?? 1) - 1;
+        if (n > 0) this.held.set(pathLower, n);
+        else this.held.delete(pathLower);
+      },
+    };
+  }
+
   /** Starts the oldest upload whose path is free (its bytes are read now); its id, or undefined. */
   async begin(): Promise<number | undefined> {
     const busy = new Set([...this.active.values()].map((a) => a.pathLower));
-    const r = this.rows.find((x) => !this.active.has(x.id) && !busy.has(x.pathLower));
+    const r = this.rows.find((x) => !this.active.has(x.id) && !busy.has(x.pathLower) && !this.isHeld(x.pathLower));
     if (!r) return undefined;
     this.active.set(r.id, r);
     r.state = 'uploading';
@@ -141,12 +179,14 @@ export class MemoryUploads extends EventEmitter implements UploadPort {
     this.active.delete(id);
     const lands = r.detached ? o.landAnyway === true : o.fail !== true;
     if (lands) {
-      const meta = this.remote.upload(r.path, r.bytes!);
+      const meta = this.remote.upload(r.path, r.bytes!, r.baseRev);
       if (r.detached) {
         this.emit('stray', { ...r }, meta);
       } else {
         this.catalog.upsert(entryOf(meta));
         this.rows = this.rows.filter((x) => x !== r);
+        // Every newer version of the path follows from ours now (not after a conflict).
+        if (meta.pathLower === r.pathLower) for (const x of this.rows) if (x.pathLower === r.pathLower) x.baseRev = meta.rev;
         this.emit('uploaded', { ...r }, meta);
       }
     } else if (!r.detached) {
@@ -156,6 +196,10 @@ export class MemoryUploads extends EventEmitter implements UploadPort {
     r.bytes = undefined;
     // A moved row's spool lives on in the row that took it over, unless that one is gone too.
     if (!this.rows.includes(r)) this.discardSpool(r.spoolFile);
+    const busy = [...this.active.values()].map((a) => a.pathLower);
+    const quiet = this.quietWaiters.filter((w) => !busy.some((b) => under(b, w.pathLower)));
+    this.quietWaiters = this.quietWaiters.filter((w) => !quiet.includes(w));
+    for (const w of quiet) w.resolve();
   }
 
   /** Resolves when every spool file the queue deleted is gone from the disk. */
