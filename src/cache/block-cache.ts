@@ -126,7 +126,6 @@ export class BlockCache extends EventEmitter implements BlockCachePort {
     await mkdir(opts.dir, { recursive: true });
     const cache = new BlockCache(opts);
     await cache.load();
-    cache.hasher.warm(); // started with the mount, not at the first block of the first read
     cache.timer = setInterval(() => cache.persist.flush(true), opts.indexFlushIntervalMs ?? 5000);
     cache.timer.unref();
     return cache;

@@ -64,15 +64,6 @@ export class Sha256Pool {
     });
   }
 
-  /**
-   * Starts the workers now instead of at the first job: a worker costs ~0.1 s of CPU and, on a
-   * busy machine, up to ~0.8 s before it answers (measured), which the first blocks of a cold
-   * read should not wait for.
-   */
-  warm(): void {
-    while (!this.closed && this.slots.size < this.size) this.spawn();
-  }
-
   /** Live workers (tests). */
   get workers(): number {
     return this.slots.size;
