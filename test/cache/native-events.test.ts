@@ -20,6 +20,7 @@ test("'ready' after a fetch names a file with exactly the block's bytes; evictio
   cache.on('ready', (rev: string, b: number, file: string) => ready.push([rev, b, file]));
   cache.on('gone', (rev: string, b: number) => gone.push([rev, b]));
   await cache.read(f, 0, f.size, freshStream());
+  await cache.settle(); // readers are answered from memory; 'ready' comes once the block is on disk
   t.deepEqual(ready.map(([rev, b]) => [rev, b]).sort(), [[f.rev, 0], [f.rev, 1], [f.rev, 2]]);
   for (const [, b, file] of ready) {
     t.is(file, cache.blockFile(f.rev, b));
@@ -28,6 +29,7 @@ test("'ready' after a fetch names a file with exactly the block's bytes; evictio
   t.deepEqual(cache.readyBlocks(f.rev).sort(), [0, 1, 2]);
   t.deepEqual(gone, []);
   await cache.read(g, 0, MiB, freshStream()); // over the budget: the least recently used block goes
+  await cache.settle();
   t.is(gone.length, 1);
   t.is(gone[0]![0], f.rev);
   t.false(cache.readyBlocks(f.rev).includes(gone[0]![1]));
