@@ -96,7 +96,9 @@ export class Handles {
   /** The spool file holding a path's bytes when they are not in Dropbox yet. */
   private localBytes(e: EntryInfo): string | undefined {
     const w = (this.nodes.getHidden(e.pathLower) ?? this.nodes.get(e.pathLower))?.writer();
-    if (w) return w.spoolPath;
+    // A writer's spool file handed to the journal (fsync) may be gone from the spool folder once
+    // uploaded (its blocks adopted by the cache): its own descriptor still holds the bytes.
+    if (w) return w.committed ? `/proc/self/fd/${w.fh.fd}` : w.spoolPath;
     return this.o.uploads.pending(e.pathLower)?.spoolFile;
   }
 
