@@ -18,7 +18,7 @@
  */
 import test from 'ava';
 import fc from 'fast-check';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Dropbox } from 'dropbox';
 import { sdk } from '../helpers/emulator.js';
@@ -33,6 +33,8 @@ const SEED = process.env.SREG_MODEL_SEED ? Number(process.env.SREG_MODEL_SEED) :
 const PATH = process.env.SREG_MODEL_PATH;
 /** How long a drain waits for Dropbox to hold what the model says before the runner reports the difference. */
 const DRAIN_DEADLINE_MS = 20_000;
+/** A step (a drain and a crash's recovery included) that takes longer has hung. */
+const STEP_DEADLINE_MS = 90_000;
 
 const e2eTest = e2e('model-mount.test');
 const shared = new SharedContext();
@@ -41,7 +43,8 @@ let dbx: Dropbox;
 
 test.before(async () => {
   if (!FUSE.ok) return;
-  m = track(await startMount(shared.t));
+  // SREG_MODEL_DEBUG=FILE: the mount logs every FUSE call, written to FILE when a sequence fails.
+  m = track(await startMount(shared.t, process.env.SREG_MODEL_DEBUG ? { args: ['--debug'] } : {}));
   // Another machine's changes reach the mount within a second (the longpoll returns sooner).
   await m.emu.admin('POST', '/config', { longpollMaxWaitSec: 1 });
   dbx = sdk(m.emu);
@@ -67,7 +70,17 @@ e2eTest('random namespace sequences with crash points through a real mount behav
     sut.model = r.model;
     try {
       for (const op of [...PRELUDE, ...ops]) {
-        await r.step(op);
+        if (process.env.SREG_MODEL_PROGRESS) console.error(`${sut.root} ${JSON.stringify(op)}`);
+        // A call the mount never answers fails the sequence (with its trace) instead of hanging the suite.
+        let timer: NodeJS.Timeout | undefined;
+        const hung = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer in ${STEP_DEADLINE_MS / 1000} s to ${JSON.stringify(op)}\ntrace:\n  ${r.trace.join('\n  ')}`)), STEP_DEADLINE_MS);
+        });
+        try {
+          await Promise.race([r.step(op), hung]);
+        } finally {
+          clearTimeout(timer);
+        }
         steps++;
       }
       await r.finish();
@@ -77,8 +90,12 @@ e2eTest('random namespace sequences with crash points through a real mount behav
     const mm = r.model;
     finals.push({ root: sut.root, files: new Map(mm.files), folders: [...mm.folders.keys()].sort(), looseCase: new Set(mm.looseCase) });
   });
-  const result = await fc.check(property, { numRuns: RUNS, ...(SEED === undefined ? {} : { seed: SEED }), ...(PATH ? { path: PATH } : {}) });
+  t.teardown(() => sut.closeAll());
+  const seed = SEED ?? Math.floor(Math.random() * 2 ** 31);
+  console.error(`model-mount: seed ${seed} (replay with SREG_MODEL_SEED=${seed})`);
+  const result = await fc.check(property, { numRuns: RUNS, seed, ...(PATH ? { path: PATH } : {}) });
   if (result.failed) {
+    if (process.env.SREG_MODEL_DEBUG) await writeFile(process.env.SREG_MODEL_DEBUG, await m.log());
     t.fail(`${fc.defaultReportMessage(result) ?? 'failed'}\nreplay: SREG_MODEL_SEED=${result.seed}${result.counterexamplePath ? ` SREG_MODEL_PATH=${result.counterexamplePath}` : ''}\n${String((result.errorInstance as Error | undefined)?.message ?? '')}`);
     return;
   }

@@ -7,13 +7,13 @@
  * accepted); a drain waits until Dropbox holds what the model says (or gives up and returns
  * what it holds, for the runner to report).
  */
-import { constants } from 'node:fs';
-import { open, readdir, rename, mkdir, rmdir, stat, truncate, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, readdir, rename, rmdir, stat, truncate, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Dropbox } from 'dropbox';
 import type { Mounted } from '../helpers/mount.js';
-import { lower, nameOf, type Model } from '../vfs/model.js';
+import { dirOf, lower, nameOf, type Model } from '../vfs/model.js';
 import type { Op, Sut } from '../vfs/ops.js';
+import { FdHolder } from './fd-holder.js';
 import { sh, sleep, upload, waitFor } from './helpers.js';
 
 export type RemoteTree = { files: Map<string, { path: string; bytes: Buffer }>; folders: string[] };
@@ -70,7 +70,8 @@ export function sameAsModel(t: RemoteTree, m: { files: Map<string, { path: strin
 }
 
 export class MountSut implements Sut {
-  private readonly fhs = new Map<number, { fh: FileHandle; write: boolean }>();
+  private readonly fds = new Map<number, { fd: number; write: boolean }>();
+  private holder = new FdHolder();
   private next = 1;
   private markers = 0;
   /** Set by the test for each run: its folder (Dropbox path, '/r7') and the runner's model. */
@@ -90,59 +91,50 @@ export class MountSut implements Sut {
     return path.join(this.m.dir, this.root, p);
   }
 
-  private fh(h: number): { fh: FileHandle; write: boolean } {
-    const f = this.fhs.get(h);
+  private fd(h: number): { fd: number; write: boolean } {
+    const f = this.fds.get(h);
     if (!f) throw errno('EBADF');
     return f;
   }
 
-  private keep(fh: FileHandle, write: boolean): number {
+  private keep(fd: number, write: boolean): number {
     const h = this.next++;
-    this.fhs.set(h, { fh, write });
+    this.fds.set(h, { fd, write });
     return h;
   }
 
   async openWrite(p: string, trunc: boolean): Promise<number> {
     // Read and write: the model reads through write handles too.
-    const fh = await open(this.on(p), constants.O_RDWR | constants.O_CREAT | (trunc ? constants.O_TRUNC : 0), 0o644);
-    return this.keep(fh, true);
+    return this.keep(await this.holder.call<number>('openW', this.on(p), trunc), true);
   }
 
   async openRead(p: string): Promise<number> {
-    const fh = await open(this.on(p), constants.O_RDONLY);
-    // open(2) of a folder for reading succeeds (opendir); the model's "open a file" is EISDIR.
-    if ((await fh.stat()).isDirectory()) {
-      await fh.close();
-      throw errno('EISDIR');
-    }
-    return this.keep(fh, false);
+    return this.keep(await this.holder.call<number>('openR', this.on(p)), false);
   }
 
-  async write(h: number, off: number, data: Buffer): Promise<number> {
-    return (await this.fh(h).fh.write(data, 0, data.length, off)).bytesWritten;
+  write(h: number, off: number, data: Buffer): Promise<number> {
+    return this.holder.call<number>('write', this.fd(h).fd, off, data.toString('base64'));
   }
 
   async read(h: number, off: number, len: number): Promise<Buffer> {
-    const buf = Buffer.alloc(len);
-    const { bytesRead } = await this.fh(h).fh.read(buf, 0, len, off);
-    return buf.subarray(0, bytesRead);
+    return Buffer.from(await this.holder.call<string>('read', this.fd(h).fd, off, len), 'base64');
   }
 
   async ftruncate(h: number, size: number): Promise<void> {
-    const f = this.fh(h);
+    const f = this.fd(h);
     // ftruncate(2) of a descriptor not open for writing: the kernel answers EINVAL (the model: EBADF).
     if (!f.write) throw errno('EBADF');
-    await f.fh.truncate(size);
+    await this.holder.call('ftruncate', f.fd, size);
   }
 
   async close(h: number): Promise<void> {
-    const f = this.fh(h);
-    this.fhs.delete(h);
-    await f.fh.close();
+    const f = this.fd(h);
+    this.fds.delete(h);
+    await this.holder.call('close', f.fd);
   }
 
   async fsync(h: number): Promise<void> {
-    await this.fh(h).fh.sync();
+    await this.holder.call('fsync', this.fd(h).fd);
   }
 
   truncate(p: string, size: number): Promise<void> {
@@ -165,33 +157,28 @@ export class MountSut implements Sut {
     return rename(this.on(from), this.on(to));
   }
 
-  /**
-   * What the mount shows at a path, found the way a user sees it: each component matched in its
-   * folder's listing (never cached by the kernel), then stat of the name as listed. A stat of
-   * another case of a name would show what the kernel cached of that name for up to 5 s
-   * (another inode to it): a known limit, see the test's header.
-   */
   async stat(p: string): Promise<{ isFolder: boolean; size: number } | undefined> {
-    let at = '';
-    for (const part of p.split('/').filter(Boolean)) {
-      let names: string[];
-      try {
-        names = await readdir(this.on(at || '/'));
-      } catch (e) {
-        if (codeOf(e) === 'ENOENT' || codeOf(e) === 'ENOTDIR') return undefined;
-        throw e;
-      }
-      const name = names.find((n) => n.toLowerCase() === part.toLowerCase());
-      if (name === undefined) return undefined;
-      at = `${at}/${name}`;
+    return (await this.statAll([p]))[0];
+  }
+
+  /**
+   * What the mount shows at these paths: GNU stat --cached=never (statx with
+   * AT_STATX_FORCE_SYNC), so the kernel asks the mount each time instead of answering from what
+   * it cached of a name (for 5 s, each case of a name being another inode to it). One process
+   * for all the paths of a step.
+   */
+  async statAll(paths: string[]): Promise<({ isFolder: boolean; size: number } | undefined)[]> {
+    const r = await sh('stat', ['--cached=never', '-c', '%s|%F|%n', '--', ...paths.map((p) => this.on(p))], { timeoutMs: 60_000 });
+    const found = new Map<string, { isFolder: boolean; size: number }>();
+    for (const line of r.stdout.split('\n').filter(Boolean)) {
+      const [size, kind, name] = line.split('|');
+      found.set(name!, { isFolder: kind === 'directory', size: Number(size) });
     }
-    try {
-      const s = await stat(this.on(at));
-      return { isFolder: s.isDirectory(), size: s.size };
-    } catch (e) {
-      if (codeOf(e) === 'ENOENT' || codeOf(e) === 'ENOTDIR') return undefined;
-      throw e;
+    for (const line of r.stderr.split('\n').filter(Boolean)) {
+      if (!/No such file or directory|Not a directory/.test(line)) throw new Error(`stat on the mount: ${r.stderr}`);
     }
+    if (r.code !== 0 && r.stderr.trim() === '') throw new Error(`stat on the mount exited with ${r.code}`);
+    return paths.map((p) => found.get(this.on(p)));
   }
 
   readdir(p: string): Promise<string[]> {
@@ -219,8 +206,14 @@ export class MountSut implements Sut {
     await waitFor(`${this.root}${p} on the mount as another machine left it`, async () => (want(await this.stat(p)) ? true : undefined), 30_000, 20);
   }
 
+  /**
+   * Another machine writes under the names as they are (the emulator gives an overwrite the
+   * case of the path it was sent; what Dropbox does there is unverified, and not what this tests).
+   */
   async remoteUpload(p: string, bytes: Buffer): Promise<void> {
-    await upload(this.dbx, this.root + p, bytes);
+    const m = this.model!;
+    const asIs = m.files.get(lower(p))?.path ?? `${m.shown(dirOf(p))?.path ?? dirOf(p)}/${nameOf(p)}`;
+    await upload(this.dbx, this.root + asIs, bytes);
     await this.barrier(p, (s) => s?.isFolder === false && s.size === bytes.length);
   }
 
@@ -229,11 +222,10 @@ export class MountSut implements Sut {
     await this.barrier(p, (s) => s === undefined);
   }
 
-  /** Closes every descriptor this process still holds (a failed run, or a dead mount's). */
+  /** Closes every descriptor still open (a failed run's): the holder process goes, a new one comes when needed. */
   async closeAll(): Promise<void> {
-    const all = [...this.fhs.values()];
-    this.fhs.clear();
-    await Promise.all(all.map((f) => f.fh.close().catch(() => undefined)));
+    this.fds.clear();
+    await this.holder.stop();
   }
 
   async crash(): Promise<void> {
@@ -243,6 +235,7 @@ export class MountSut implements Sut {
     const gone = new Promise((r) => child.once('exit', r));
     child.kill('SIGKILL');
     await gone;
+    // Only now the descriptors go (their closes reach no one: the mount is dead).
     await this.closeAll();
     const u = await sh('fusermount', ['-uz', this.m.dir], { timeoutMs: 30_000 });
     if (u.code !== 0) throw new Error(`fusermount -uz of the dead mount: ${u.stderr}`);

@@ -98,6 +98,8 @@ export interface Sut {
   /** undefined when the path does not exist */
   stat(p: string): Promise<{ isFolder: boolean; size: number } | undefined>;
   readdir(p: string): Promise<string[]>;
+  /** stat of many paths at once, where that is cheaper */
+  statAll?(paths: string[]): Promise<({ isFolder: boolean; size: number } | undefined)[]>;
   openHandles(): number | undefined;
   /** Is the path's upload in flight right now? */
   uploading(p: string): boolean;
@@ -274,12 +276,13 @@ export class Runner {
     if (diff && wait !== undefined) {
       // A real mount: the kernel caches a name's attributes and lookup for a while, each case
       // of a name apart (another inode): once that has passed, what it shows must be right.
+      const first = diff.replace(/^(readdir )?\/\S*/, '$1P').replace(/\d+/g, 'N').replace(/\[.*/, '');
       const end = Date.now() + wait;
       while (diff && Date.now() < end) {
         await new Promise((r) => setTimeout(r, 200));
         diff = await this.shownDiff();
       }
-      if (!diff) Runner.tally.set('stale kernel cache', (Runner.tally.get('stale kernel cache') ?? 0) + 1);
+      if (!diff) Runner.tally.set(`stale kernel cache (${first} after ${label.slice(0, 60)})`, (Runner.tally.get(`stale kernel cache (${first} after ${label.slice(0, 60)})`) ?? 0) + 1);
     }
     if (diff) this.fail(label, diff);
     const open = this.sut.openHandles();
@@ -287,9 +290,11 @@ export class Runner {
   }
 
   private async shownDiff(): Promise<string | undefined> {
-    for (const p of [...FILES, ...DIRS]) {
+    const paths = [...FILES, ...DIRS];
+    const all = this.sut.statAll ? await this.sut.statAll(paths) : await Promise.all(paths.map((p) => this.sut.stat(p)));
+    for (const [i, p] of paths.entries()) {
       const want = this.model.shown(p);
-      const got = await this.sut.stat(p);
+      const got = all[i];
       if (!want && !got) continue;
       if (!want || !got) return `${p}: ${got ? 'exists' : 'missing'}, model says ${want ? 'exists' : 'missing'}`;
       if (got.isFolder !== (want.kind === 'folder')) return `${p}: folder=${got.isFolder}, model says ${want.kind}`;
