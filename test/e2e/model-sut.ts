@@ -259,7 +259,29 @@ export class MountSut implements Sut {
    * ENOTDIR there (a folder onto a file), where the model, seeing one file, says EINVAL.
    */
   alsoRight(op: Op, got: string, want: string, model: Model): boolean {
-    return op.k === 'rename' && want === 'EINVAL' && got === 'ENOTDIR' && model.shown(op.to)?.kind === 'file';
+    if (op.k !== 'rename') return false;
+    if (want === 'EINVAL' && got === 'ENOTDIR' && model.shown(op.to)?.kind === 'file') return true;
+    // A target that is an ancestor of the source: the kernel says ENOTEMPTY before it looks at kinds (`mv A/f A`).
+    return want === 'EISDIR' && got === 'ENOTEMPTY' && lower(op.from).startsWith(`${lower(op.to)}/`);
+  }
+
+  /**
+   * Known bugs of the mount (issue 7), not run so that the rest is checked; each with the seed
+   * that found it (SREG_MODEL_SEED=… SREG_MODEL_PATH=… of test/e2e/model-mount.test.ts):
+   * - a case-only rename (`mv F f`) while the file is open under the target's case: libfuse 2
+   *   (no hard_remove) first hides the "existing target" `f` as .fuse_hidden…, which the mount
+   *   takes as removing the file itself; the rename then fails ENOENT
+   *   (seed 1194942342, path 1:2:0:1:3:8:8:3:3). Skipped: case-only renames of an open file.
+   * - the same hiding before a rename that then fails: `mv a/F A/g` with g open and a/F just
+   *   removed through another case (the kernel still had a/F cached): the rename answers ENOENT,
+   *   and g is gone (seed 280835310, path 17:2:3:4:6:9:15:15:8:8). Skipped: renames of a
+   *   missing source onto an open file.
+   */
+  knownBug(op: Op, model: Model): boolean {
+    if (op.k !== 'rename' || op.from === op.to) return false;
+    const open = (p: string): boolean => (model.nodes.get(lower(p))?.refs ?? 0) > 0;
+    if (lower(op.from) === lower(op.to)) return open(op.from);
+    return !model.shown(op.from) && open(op.to);
   }
 
   errnoOf(e: unknown): string {
