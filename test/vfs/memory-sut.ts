@@ -49,8 +49,9 @@ export class MemorySut implements Sut {
     }
   }
 
+  /** What the FUSE layer does for fsync(2): a flush (src/fuse/ops.ts). */
   fsync(h: number): Promise<void> {
-    return this.vfs.fsync(h);
+    return this.vfs.flush(h);
   }
 
   truncate(p: string, size: number): Promise<void> {
@@ -69,8 +70,10 @@ export class MemorySut implements Sut {
     return this.vfs.rmdir(p);
   }
 
-  rename(from: string, to: string): Promise<void> {
-    return this.vfs.rename(from, to);
+  async rename(from: string, to: string): Promise<void> {
+    // What the kernel does for a name onto itself (the same string): nothing, once it exists.
+    if (from === to) return void this.vfs.getattr(from);
+    await this.vfs.rename(from, to);
   }
 
   stat(p: string): Promise<{ isFolder: boolean; size: number } | undefined> {

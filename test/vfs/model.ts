@@ -142,7 +142,8 @@ export class Model {
     return undefined;
   }
 
-  close(fd: MFd): void {
+  /** fsync(2) of a written handle commits its bytes as close does (the FUSE fsync is a flush); the handle stays open. */
+  fsync(fd: MFd): void {
     const n = fd.node;
     if (fd.kind === 'w') {
       if (fd.dirty && !n.removed) {
@@ -150,6 +151,13 @@ export class Model {
         this.dirty.add(lower(n.path));
       }
       fd.dirty = false;
+    }
+  }
+
+  close(fd: MFd): void {
+    const n = fd.node;
+    if (fd.kind === 'w') {
+      this.fsync(fd);
       n.writers.splice(n.writers.indexOf(fd), 1);
     }
     n.refs--;
@@ -206,6 +214,8 @@ export class Model {
   rename(from: string, to: string, srcUploading: boolean): undefined | ErrnoResult {
     const src = this.shown(from);
     if (!src) return err('ENOENT');
+    // The kernel answers a rename of a name onto itself (the very same string) without asking the filesystem.
+    if (from === to) return undefined;
     const pe = this.parentErr(to);
     if (pe) return pe;
     const fl = lower(from);
@@ -259,6 +269,12 @@ export class Model {
     this.dirty.add(tl);
     if (same && srcUploading) this.looseCase.add(tl);
     return undefined;
+  }
+
+  /** The mount dies (kill -9): every handle is gone, what nothing committed is lost; what close or fsync committed stays. */
+  crash(): void {
+    for (const n of this.nodes.values()) n.removed = true;
+    this.nodes.clear();
   }
 
   /** Another machine uploads a file (the caller checks the preconditions: remoteWritable). */
