@@ -43,7 +43,13 @@ const DRAIN_DEADLINE_MS = 20_000;
 /** A step (a drain and a crash's recovery included) that takes longer has hung. */
 const STEP_DEADLINE_MS = 90_000;
 
-const e2eTest = e2e('model-mount.test');
+// Known failures (above): reported by ava as skipped, with the reason, until they are fixed.
+const e2eTest = RUNS === 0
+  ? (title: string): void => {
+      console.error('model-mount: SKIPPED: known case-alias failures (seeds in test/e2e/model-mount.test.ts); SREG_MODEL_MOUNT_RUNS=30 runs it');
+      test.skip(title, () => undefined);
+    }
+  : e2e('model-mount.test');
 const shared = new SharedContext();
 let m: Mounted;
 let dbx: Dropbox;
@@ -66,11 +72,6 @@ const finals: { root: string; files: Map<string, { path: string; bytes: Buffer }
 
 e2eTest('random namespace sequences with crash points through a real mount behave like the model, in every step and in what Dropbox holds', async (t) => {
   t.timeout(20 * 60_000);
-  if (RUNS === 0) {
-    console.error('model-mount: SKIPPED (known failures, see RUNS in test/e2e/model-mount.test.ts); SREG_MODEL_MOUNT_RUNS=30 runs it');
-    t.pass();
-    return;
-  }
   const sut = new MountSut(m, dbx, DRAIN_DEADLINE_MS);
   let n = 0;
   let steps = 0;
