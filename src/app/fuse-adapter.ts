@@ -6,7 +6,7 @@
  * cannot load is an error, not a silent fallback. Each adapter is loaded lazily: nothing but
  * the mount path needs libfuse.
  */
-import { writeFile } from 'node:fs/promises';
+import { setReadahead } from '../fuse/mountinfo.js';
 import { LocalError } from '../dropbox/errors.js';
 import { UsageError } from '../registry/errors.js';
 import type { FuseLog } from '../fuse/reply.js';
@@ -46,15 +46,7 @@ async function nativeAdapter(): Promise<FuseAdapter | string> {
     name: 'native',
     label: `native (libfuse ${addon.version()})`,
     mount: (mountpoint, vfs, o) => f3.mountNative(mountpoint, vfs, { log: o.log, debug: o.debug, cache: o.cache }),
-    raiseReadahead: async (mountpoint, log) => {
-      try {
-        const dev = await f3.mountDevice(mountpoint);
-        if (!dev) throw new Error(`${mountpoint} is not in /proc/self/mountinfo`);
-        await writeFile(`/sys/class/bdi/${dev}/read_ahead_kb`, String(NATIVE_READAHEAD_KB));
-      } catch (e) {
-        log(`kernel readahead left at its default (${(e as Error).message}): sequential reads will be slower`);
-      }
-    },
+    raiseReadahead: (mountpoint, log) => setReadahead(mountpoint, NATIVE_READAHEAD_KB, log),
   };
 }
 

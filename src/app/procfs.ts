@@ -7,6 +7,7 @@
  */
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { unescapeMountPath } from '../fuse/mountinfo.js';
 
 /** What /proc/mounts shows for an sreg mount (fuse/index.ts mounts with fsname and subtype `sreg`). */
 export const SREG_SOURCE = 'sreg';
@@ -17,8 +18,6 @@ export interface MountEntry {
   type: string;
 }
 
-/** /proc/mounts escapes space, tab, newline and backslash as \ooo. */
-const unescape = (p: string): string => p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 
 /** The topmost entry of /proc/mounts for `mountpoint` (the one a path lookup reaches), if any. */
 export async function mountEntry(mountpoint: string): Promise<MountEntry | undefined> {
@@ -26,7 +25,7 @@ export async function mountEntry(mountpoint: string): Promise<MountEntry | undef
   let found: MountEntry | undefined;
   for (const line of text.split('\n')) {
     const [source, where, type] = line.split(' ');
-    if (source !== undefined && where !== undefined && type !== undefined && unescape(where) === mountpoint) found = { source: unescape(source), type };
+    if (source !== undefined && where !== undefined && type !== undefined && unescapeMountPath(where) === mountpoint) found = { source: unescapeMountPath(source), type };
   }
   return found;
 }

@@ -12,8 +12,8 @@
  * `atomic_o_trunc`; fuse-native has no option for either, so SregFuse appends them to the
  * option string fuse-native builds (its `_fuseOptions`).
  */
-import { readFile, writeFile } from 'node:fs/promises';
 import Fuse from 'fuse-native';
+import { setReadahead } from './mountinfo.js';
 import { fuseOps, type FuseOpsOptions, type FuseVfs } from './ops.js';
 import type { FuseLog } from './reply.js';
 
@@ -70,24 +70,8 @@ export function mountFuse(
  * mount works as before and says so in its log. The device number comes from
  * /proc/self/mountinfo, not stat(), which would be answered by this very process.
  */
-export async function raiseReadahead(mountpoint: string, log: FuseLog): Promise<void> {
-  try {
-    const line = (await readFile('/proc/self/mountinfo', 'utf8'))
-      .split('\n')
-      .map((l) => l.split(' '))
-      .filter((f) => unescapeMountPath(f[4] ?? '') === mountpoint)
-      .at(-1);
-    const dev = line?.[2];
-    if (!dev || !/^\d+:\d+$/.test(dev)) throw new Error(`${mountpoint} is not in /proc/self/mountinfo`);
-    await writeFile(`/sys/class/bdi/${dev}/read_ahead_kb`, String(READAHEAD_KB));
-  } catch (e) {
-    log(`kernel readahead left at its default (${(e as Error).message}): sequential reads will be slower`);
-  }
-}
-
-/** /proc/mounts and mountinfo escape space, tab, newline and backslash as \ooo. */
-export function unescapeMountPath(p: string): string {
-  return p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+export function raiseReadahead(mountpoint: string, log: FuseLog): Promise<void> {
+  return setReadahead(mountpoint, READAHEAD_KB, log);
 }
 
 /** Clears a mount whose process died (`fusermount -uz`). */

@@ -8,7 +8,7 @@
  * Mount options: fsname=sreg, subtype=sreg, max_read=1 MiB; no default_permissions (as with
  * fuse-native: the VFS decides); entry and attribute timeouts of 5 s (ops.ts).
  */
-import { readFile } from 'node:fs/promises';
+import { mountDevice } from '../fuse/mountinfo.js';
 import type { FuseLog } from '../fuse/reply.js';
 import { SAFETY_TIMEOUT_MS } from '../fuse/ops.js';
 import { BlockTables, type BlockSource } from './blocks.js';
@@ -61,17 +61,3 @@ export async function mountNative(
     counters: () => addon.counters(),
   };
 }
-
-/** MAJOR:MINOR of the mount on `mountpoint`, from /proc/self/mountinfo (never a stat of it). */
-export async function mountDevice(mountpoint: string): Promise<string | undefined> {
-  const line = (await readFile('/proc/self/mountinfo', 'utf8'))
-    .split('\n')
-    .map((l) => l.split(' '))
-    .filter((f) => unescapeMountPath(f[4] ?? '') === mountpoint)
-    .at(-1);
-  const dev = line?.[2];
-  return dev && /^\d+:\d+$/.test(dev) ? dev : undefined;
-}
-
-/** /proc/mounts and mountinfo escape space, tab, newline and backslash as \\ooo. */
-const unescapeMountPath = (p: string): string => p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));

@@ -190,7 +190,7 @@ e2eTest('the mount raises the kernel readahead of its device (FUSE starts at 128
   const line = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').find((l) => l.split(' ')[4] === m.dir);
   const dev = line?.split(' ')[2];
   t.regex(dev ?? '', /^\d+:\d+$/, `the mount in /proc/self/mountinfo: ${line}`);
-  const native = /FUSE adapter: native/.test(await m.log());
+  const native = /FUSE adapter: native \(/.test(await m.log());
   t.is((await readFile(`/sys/class/bdi/${dev}/read_ahead_kb`, 'utf8')).trim(), native ? '4096' : '1024');
 });
 
