@@ -29,27 +29,11 @@ bandwidth="" # unshaped
 need curl dd node openssl fusermount
 bench_init cold
 
-active_mnt="" active_d="" mpid=""
-bench_cleanup_hook() {
-  if [ -n "$active_mnt" ] && mountpoint -q "$active_mnt"; then
-    timeout 120 env "${senv[@]}" node "$cli" --quiet unmount "$active_mnt" >/dev/null 2>&1 \
-      || fusermount -uz "$active_mnt" 2>/dev/null || umount -l "$active_mnt" 2>/dev/null || true
-  fi
-  [ -z "$mpid" ] || kill -KILL "$mpid" 2>/dev/null || true
-}
+bench_cleanup_hook() { bench_unmount_hook; }
 
 bench_private_sreg
 bench_image
 bench_emulator
-
-senv=()
-use_env() {
-  mkdir -p "$1/home" "$1/storage" "$1/db" "$1/cache"
-  senv=(HOME="$1/home" SREGISTRY_STORAGE="$1/storage" SREGISTRY_DATABASE="$1/db" SINGULARITY_CACHEDIR="$1/cache"
-    SREGISTRY_DROPBOX_ENDPOINT="$url" SREGISTRY_DROPBOX_TOKEN="$DBX_TOKEN" SREGISTRY_PYTHON_THREADS="$threads"
-    SREGISTRY_CLIENT_SECRETS="$1/home/.sregistry")
-}
-sreg() { env "${senv[@]}" node "$cli" --quiet "$@"; }
 
 rpath="/bench/bench:big.simg"
 use_env "$tmp/seed"
@@ -57,26 +41,13 @@ sreg push --force "$img" --name bench/bench:big >"$tmp/seed/push.out" 2>&1 || { 
 gib="$(awk -v s="$size" 'BEGIN { print s / 1073741824 }')"
 per_gib() { awk -v c="$1" -v g="$gib" 'BEGIN { printf "%.2f", c / g }'; }
 
-curls() {
-  local i start end per=$((size / threads)) pids=()
-  for ((i = 0; i < threads; i++)); do
-    start=$((i * per))
-    end=$((i == threads - 1 ? size - 1 : (i + 1) * per - 1))
-    dbx_curl --fail -r "$start-$end" -o /dev/null -X POST "$url/2/files/download" \
-      -H "Dropbox-API-Arg: {\"path\":\"$rpath\"}" >/dev/null &
-    pids+=($!)
-    kids+=($!)
-  done
-  wait_all "${pids[@]}" || die "a ranged curl failed"
-}
-
 results="$tmp/results.tsv"
 : >"$results"
 mnt="$tmp/mnt"
 for run in $(seq 1 "$runs"); do
   sync
   start_timing
-  track curls
+  track ranged_curls "$rpath"
   stop_timing
   c_curl="$cpu_c"
   cat "$img" >/dev/null # openssl reads from the page cache: its CPU is the hashing
@@ -88,7 +59,7 @@ for run in $(seq 1 "$runs"); do
   d="$tmp/m-$run"
   use_env "$d"
   mkdir -p "$mnt"
-  active_mnt="$mnt"
+  active_mnt="$mnt" active_d="$d"
   if [ -n "${BENCH_CPU_PROF:-}" ]; then
     # --cpu-prof is not allowed in NODE_OPTIONS: the mount runs in the foreground here.
     mkdir -p "$BENCH_CPU_PROF"

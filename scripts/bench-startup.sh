@@ -43,26 +43,7 @@ sreg() { env "${senv[@]}" SREG_TRACE_START=1 node "$cli" --quiet "$@"; }
 
 say "uploading $catalog_n small images under /catalog (shaping off)"
 shaping_off
-node --input-type=module - "$url" "$catalog_n" <<'EOF' || die "seeding the catalog failed"
-const [url, nText] = process.argv.slice(2);
-const n = Number(nText);
-let next = 0;
-async function worker() {
-  for (;;) {
-    const i = next++;
-    if (i >= n) return;
-    const path = `/catalog/c${String(Math.floor(i / 100)).padStart(3, '0')}/img${String(i % 100).padStart(3, '0')}:latest.simg`;
-    const res = await fetch(`${url}/2/files/upload`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${process.env.DBX_TOKEN}`, 'Content-Type': 'application/octet-stream', 'Dropbox-API-Arg': JSON.stringify({ path, mode: 'overwrite' }) },
-      body: `image ${i}\n`,
-    });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`${path}: HTTP ${res.status}: ${text}`);
-  }
-}
-await Promise.all(Array.from({ length: 16 }, worker));
-EOF
+node scripts/lib/seed-catalog.mjs "$url" "$catalog_n" || die "seeding the catalog failed"
 shaping_on
 
 # One mount + ls; prints "SECONDS PARENT_CPU_MS CHILD_CPU_MS" (the CPU figures "-" without a trace).

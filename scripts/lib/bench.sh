@@ -135,6 +135,12 @@ bench_private_sreg() {
     cp -r "$repo/dist/src" "$app/dist/src"
     # The emulator reads Dropbox's API specification from spec/ at start.
     cp -r "$repo/spec" "$app/spec"
+    # The native FUSE adapter (src/fuse3 looks for it at ../../../native/build from its dist
+    # file): without it every mount of the copy would fall back to fuse-native.
+    if [ -f "$repo/native/build/Release/sreg_fuse.node" ]; then
+      mkdir -p "$app/native/build/Release"
+      cp "$repo/native/build/Release/sreg_fuse.node" "$app/native/build/Release/"
+    fi
     sreg_desc="./dist as built from the working tree, copied at $(date -u '+%H:%M:%S UTC')"
     commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
     if ! git diff --quiet HEAD -- src 2>/dev/null || [ -n "$(git ls-files --others --exclude-standard src 2>/dev/null)" ]; then
@@ -145,7 +151,12 @@ bench_private_sreg() {
     say "compiling src/ of $sreg_from (${rev:0:7}) in $app"
     local parts=(src package.json tsconfig.json)
     git cat-file -e "$rev:spec" 2>/dev/null && parts+=(spec)
+    git cat-file -e "$rev:native" 2>/dev/null && parts+=(native scripts/build-native.sh)
     git archive "$rev" "${parts[@]}" | tar -x -C "$app"
+    if [ -d "$app/native" ]; then
+      say "building the native FUSE adapter of $sreg_from"
+      bash "$app/scripts/build-native.sh" 2>"$tmp/native.err" || say "its native adapter did not build: $(tail -n1 "$tmp/native.err")"
+    fi
     cat >"$app/tsconfig.bench.json" <<'JSON'
 { "extends": "./tsconfig.json", "compilerOptions": { "sourceMap": false }, "include": ["src/**/*.ts"] }
 JSON
@@ -265,4 +276,78 @@ bench_report_head() {
 | machine | nproc $(nproc), ${cpu:-unknown CPU}, $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2 / 1048576}' /proc/meminfo), $(uname -r) |
 | load average | at start $load_start, at end $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) |
 EOF
+}
+
+# --- sreg with a private environment, and its mounts ------------------------------------------
+# use_env D: sreg's environment in $senv (HOME, sregistry.db, cache, storage under D, made if
+# missing); the token reaches sreg through the environment only, never argv.
+senv=()
+use_env() {
+  mkdir -p "$1/home" "$1/storage" "$1/db" "$1/cache"
+  senv=(HOME="$1/home" SREGISTRY_STORAGE="$1/storage" SREGISTRY_DATABASE="$1/db" SINGULARITY_CACHEDIR="$1/cache"
+    SREGISTRY_DROPBOX_ENDPOINT="$url" SREGISTRY_DROPBOX_TOKEN="$DBX_TOKEN" SREGISTRY_PYTHON_THREADS="$threads"
+    SREGISTRY_CLIENT_SECRETS="$1/home/.sregistry")
+}
+sreg() { env "${senv[@]}" node "$cli" --quiet "$@"; }
+
+# mount_up D MNT [ADAPTER]: `sreg mount --cache-size 4Gi [--fuse ADAPTER] MNT` in environment D
+# (returns once the mount answers); sets $mpid, $mlog, $active_mnt, $active_d. With ADAPTER,
+# the mount's log must name it (no silent fallback is measured as the adapter asked for).
+active_mnt="" active_d="" mpid="" mlog=""
+mount_up() {
+  local fuse=()
+  [ -z "${3:-}" ] || fuse=(--fuse "$3")
+  use_env "$1"
+  mkdir -p "$2"
+  active_mnt="$2" active_d="$1"
+  sreg mount --cache-size 4Gi "${fuse[@]}" "$2" >"$1/mount.out" 2>&1 || { cat "$1/mount.out" >&2; die "sreg mount $2 failed"; }
+  mpid="$(sed -n 's/.*(pid \([0-9]*\),.*/\1/p' "$1/mount.out" | head -n1)"
+  if [ -z "$mpid" ] || ! kill -0 "$mpid" 2>/dev/null; then cat "$1/mount.out" >&2; die "no mount process after sreg mount"; fi
+  mlog="$(sed -n 's/.*, log \(.*\)); stop it with.*/\1/p' "$1/mount.out" | head -n1)"
+  [ -f "$mlog" ] || die "no mount log in: $(cat "$1/mount.out")"
+  if [ -n "${3:-}" ]; then
+    grep -q "FUSE adapter: $3 " "$mlog" || die "the mount does not use the $3 adapter: $(grep 'FUSE adapter' "$mlog" || cat "$mlog")"
+  fi
+}
+# mount_down: `sreg unmount` (uploads what is pending first) and waits for the process to go;
+# sets $peak_kib (the mount's peak RSS over its life, ru_maxrss, from its last log line: polling
+# /proc/PID/status for VmHWM 10 times a second made a cold read 2-3 s slower) and $m_cpu (its
+# CPU seconds, user + sys, just before the unmount).
+mount_down() {
+  m_cpu="$(proc_cpu "$mpid" 2>/dev/null || echo 0)"
+  sreg unmount "$active_mnt" >"$active_d/unmount.out" 2>&1 \
+    || { cat "$active_d/unmount.out" >&2; die "sreg unmount $active_mnt failed"; }
+  for _ in $(seq 1 300); do kill -0 "$mpid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$mpid" 2>/dev/null && die "the mount process $mpid is still alive after unmount"
+  peak_kib="$(sed -n "s/.* unmounted .* (peak memory \([0-9.]*\) MiB)\$/\1/p" "$mlog" | tail -n1)"
+  [ -n "$peak_kib" ] || die "no peak memory in $mlog"
+  peak_kib="$(awk -v m="$peak_kib" 'BEGIN { printf "%d", m * 1024 }')"
+  mountpoint -q "$active_mnt" && die "$active_mnt is still mounted after sreg unmount"
+  active_mnt="" mpid=""
+}
+# bench_unmount_hook: for bench_cleanup_hook: the mount in use, unmounted whatever happens.
+bench_unmount_hook() {
+  if [ -n "$active_mnt" ] && mountpoint -q "$active_mnt"; then
+    use_env "$active_d"
+    timeout 120 env "${senv[@]}" node "$cli" --quiet unmount "$active_mnt" >/dev/null 2>&1 \
+      || fusermount -uz "$active_mnt" 2>/dev/null || umount -l "$active_mnt" 2>/dev/null || true
+  fi
+  [ -z "$mpid" ] || kill -KILL "$mpid" 2>/dev/null || true
+}
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+
+# ranged_curls RPATH: N ($threads) ranged curls of equal parts of RPATH ($size bytes) at once,
+# into /dev/null: the best a client can do with N connections, no disk at all.
+ranged_curls() {
+  local i start end per=$((size / threads)) pids=()
+  for ((i = 0; i < threads; i++)); do
+    start=$((i * per))
+    end=$((i == threads - 1 ? size - 1 : (i + 1) * per - 1))
+    dbx_curl --fail -r "$start-$end" -o /dev/null -X POST "$url/2/files/download" \
+      -H "Dropbox-API-Arg: {\"path\":\"$1\"}" -w '%{size_download}\n' >"$tmp/b.$i.size" &
+    pids+=($!)
+    kids+=($!)
+  done
+  wait_all "${pids[@]}" || die "a ranged curl failed"
+  [ "$(cat "$tmp"/b.*.size | awk '{s += $1} END {print s}')" = "$size" ] || die "the ranged curls did not get $size bytes"
 }
