@@ -5,6 +5,7 @@
  */
 #include "session.h"
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -363,7 +364,19 @@ static napi_value js_version(napi_env env, napi_callback_info info) {
 
 #define EXPORT(name, fn) {name, NULL, fn, NULL, NULL, NULL, napi_default, NULL}
 
+/*
+ * A mount in the foreground (no `sreg mount` parent to set MALLOC_*_ for it, see
+ * src/app/daemon.ts mountProcessEnv): 1 MiB write buffers and socket buffers from the heap,
+ * which keeps up to 64 MiB free, rather than fresh memory for each. Settings the user gave
+ * in the environment win.
+ */
+static void tune_malloc(void) {
+  if (!getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, 8 << 20);
+  if (!getenv("MALLOC_TRIM_THRESHOLD_")) mallopt(M_TRIM_THRESHOLD, 64 << 20);
+}
+
 static napi_value init(napi_env env, napi_value exports) {
+  tune_malloc();
   napi_property_descriptor props[] = {
     EXPORT("mount", js_mount),
     EXPORT("setConnection", js_set_connection),

@@ -2,6 +2,8 @@
 // endpoint, 16 at a time, each retried a few times: the big catalog of bench-mount.sh and
 // bench-startup.sh. The token comes from DBX_TOKEN (never argv).
 //   node scripts/lib/seed-catalog.mjs URL N
+import { setTimeout as sleep } from 'node:timers/promises';
+
 const [url, nText] = process.argv.slice(2);
 const n = Number(nText);
 if (!url || !Number.isInteger(n) || n < 1) {
@@ -24,7 +26,7 @@ async function worker() {
       const text = await res.text();
       if (res.ok) break;
       if (attempt >= 5) throw new Error(`${path}: HTTP ${res.status}: ${text}`);
-      await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
+      await sleep(200 * (attempt + 1));
     }
   }
 }

@@ -1,0 +1,17 @@
+/** The mount process's environment (app/daemon.ts mountProcessEnv): glibc malloc settings added, the user's kept. */
+import test from 'ava';
+import { mountProcessEnv } from '../../src/app/daemon.js';
+
+test('the mount process gets heap-friendly malloc settings and everything else of ours', (t) => {
+  const env = mountProcessEnv({ PATH: '/usr/bin', SREGISTRY_DROPBOX_TOKEN: 'x' });
+  t.is(env.MALLOC_MMAP_THRESHOLD_, String(8 * 1024 * 1024));
+  t.is(env.MALLOC_TRIM_THRESHOLD_, String(64 * 1024 * 1024));
+  t.is(env.PATH, '/usr/bin');
+  t.is(env.SREGISTRY_DROPBOX_TOKEN, 'x');
+});
+
+test("a user's own malloc settings win", (t) => {
+  const env = mountProcessEnv({ MALLOC_MMAP_THRESHOLD_: '131072', MALLOC_TRIM_THRESHOLD_: '0' });
+  t.is(env.MALLOC_MMAP_THRESHOLD_, '131072');
+  t.is(env.MALLOC_TRIM_THRESHOLD_, '0');
+});
