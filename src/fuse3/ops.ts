@@ -269,7 +269,14 @@ export function nativeOps(addon: NativeAddon, vfs: NativeVfs, table: InodeTable,
           return;
         }
         const buf = takeBuffer(a);
-        return run(id, op, table.pathOf(ino) ?? String(ino), (signal) => vfs.read(fh, b, a, buf.subarray(0, a), signal), (got: Buffer) => {
+        return run(id, op, table.pathOf(ino) ?? String(ino), async (signal) => {
+          try {
+            return await vfs.read(fh, b, a, buf.subarray(0, a), signal);
+          } catch (e) {
+            giveBuffer(buf); // settled: nothing writes into it any more (the cache's ReadSink rule)
+            throw e;
+          }
+        }, (got: Buffer) => {
           addon.replyBuf(id, got, Math.min(a, got.length));
           giveBuffer(buf);
         }, { holdsBuffer: true });
