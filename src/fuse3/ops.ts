@@ -255,7 +255,13 @@ export function nativeOps(addon: NativeAddon, vfs: NativeVfs, table: InodeTable,
       }
       case Op.OPEN: {
         const p = pathOf(ino);
-        return run(id, op, p, () => vfs.open(p, a), (fd: number) => opened(id, ino, fd, false, p), { undo: (fd: number) => vfs.discard(fd) });
+        return run(id, op, p, async () => {
+          const fd = await vfs.open(p, a);
+          const file = o.blocks && vfs.remoteFile(fd);
+          // Kept blocks sealed at the last clean close are ready before the first read (never throws).
+          if (file) await o.blocks?.prepare(file).catch(() => undefined);
+          return fd;
+        }, (fd: number) => opened(id, ino, fd, false, p), { undo: (fd: number) => vfs.discard(fd) });
       }
       case Op.CREATE: {
         const p = child();
