@@ -2,9 +2,12 @@
  * Block files: `<dir>/<rev>/<index>`, written to a temporary name and renamed, read with
  * positional reads through the handle cache, removed in the background. A removal of a path
  * finishes before a new block file is renamed onto that path, so an eviction can never delete
- * the block that replaced it.
+ * the block that replaced it. A written file's stamp (`ino:size:mtime ns`, from its handle once
+ * written) and a sealed file's identity (the stamp and its ctime in ns, after an fsync) are what
+ * kept.ts compares to trust a kept block without reading it.
  */
-import { mkdir, open, readdir, rename, rm, rmdir, unlink, type FileHandle } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { BLOCK_FILE_NAME, blockPath, blockRange, REV_DIR_NAME, revDir, TEMP_FILE_NAME } from './blocks.js';
 import { bufferFor, readFully } from '../util/read.js';
@@ -38,16 +41,18 @@ export class BlockFiles {
     return blockPath(this.dir, rev, index);
   }
 
-  async write(rev: string, index: number, data: Uint8Array): Promise<void> {
+  /** Writes a block file; returns its stamp (see fileStamp). */
+  async write(rev: string, index: number, data: Uint8Array): Promise<string> {
     const folder = revDir(this.dir, rev);
     const final = this.path(rev, index);
     const tmp = `${final}.tmp-${process.pid}-${++this.seq}`;
+    let stamp: string;
     try {
       if (!this.knownDirs.has(folder)) {
         await mkdir(folder, { recursive: true });
         this.knownDirs.add(folder);
       }
-      await writeWhole(tmp, data);
+      stamp = await writeWhole(tmp, data);
       await this.pendingUnlinks.get(final);
       await rename(tmp, final);
     } catch (e) {
@@ -56,6 +61,34 @@ export class BlockFiles {
       throw e;
     }
     this.fds.invalidate(final);
+    return stamp;
+  }
+
+  /**
+   * Makes a block file durable (fsync) and returns its identity, or undefined if it is not the
+   * file whose stamp is `stamp` any more (or cannot be synced).
+   */
+  async seal(rev: string, index: number, stamp: string): Promise<string | undefined> {
+    let fh: FileHandle | undefined;
+    try {
+      fh = await open(this.path(rev, index), 'r');
+      await fh.sync();
+      const st = await fh.stat({ bigint: true });
+      return fileStamp(st) === stamp ? fileIdentity(st) : undefined;
+    } catch {
+      return undefined;
+    } finally {
+      await fh?.close().catch(() => undefined);
+    }
+  }
+
+  /** The identity of a block file now (undefined if it cannot be stat'ed). */
+  async identity(rev: string, index: number): Promise<string | undefined> {
+    try {
+      return fileIdentity(await stat(this.path(rev, index), { bigint: true }));
+    } catch {
+      return undefined;
+    }
   }
 
   /**
@@ -129,7 +162,7 @@ export class BlockFiles {
  * fs.promises.writeFile writes in 512 KiB pieces, eight trips through the thread pool per block
  * (3.6 % of the mount's event loop on a cold read, profiled with scripts/bench-cold.sh).
  */
-async function writeWhole(file: string, data: Uint8Array): Promise<void> {
+async function writeWhole(file: string, data: Uint8Array): Promise<string> {
   const fh = await open(file, 'w');
   try {
     for (let off = 0; off < data.length; ) {
@@ -137,10 +170,19 @@ async function writeWhole(file: string, data: Uint8Array): Promise<void> {
       if (bytesWritten <= 0) throw Object.assign(new Error(`${file}: the disk took no bytes`), { code: 'EIO' });
       off += bytesWritten;
     }
+    return fileStamp(await fh.stat({ bigint: true }));
   } finally {
     await fh.close();
   }
 }
+
+/** What identifies the file a block was written to: inode, size and modification time (ns). */
+export const fileStamp = (st: BigIntStats): string => `${st.ino}:${st.size}:${st.mtimeNs}`;
+/**
+ * The stamp and the change time (ns), which no one can set back (utimes can set mtime): any
+ * write, truncate, chmod or rename of the file after it was sealed changes one of them.
+ */
+export const fileIdentity = (st: BigIntStats): string => `${fileStamp(st)}:${st.ctimeNs}`;
 
 /** Block `b` of a local file of `size` bytes, with positional reads (into `into` when given). */
 export async function readLocalBlock(fh: FileHandle, file: string, size: number, b: number, into?: Buffer): Promise<Buffer> {

@@ -4,6 +4,9 @@
  * (`<dir>/<rev>/<index>`), indexed in memory (lru-cache, a byte budget) and in
  * `sreg_cache_blocks` so that a remount starts warm.
  *
+ * Parts: block-cache.ts (reads, fetches, write-behind), store.ts (the index), kept.ts (blocks
+ * kept from an earlier session), rev-check.ts (the content_hash check), adopt.ts.
+ *
  * Invariants
  * - Blocks are keyed by revision: a changed file (new rev) never serves old bytes.
  * - Indexed bytes + bytes being written ≤ `budgetBytes`, always; room is made by evicting the
@@ -18,8 +21,13 @@
  *   come get its bytes from memory; a rev found not to match drops these too. `settle()` waits
  *   for the writes behind (tests).
  * - Every indexed block has the SHA-256 of its bytes. Blocks fetched or adopted in this session
- *   were digested from the bytes written; a block from an earlier session is digested from
- *   disk at its first use and refetched if it differs from its row. When every block of a rev
+ *   were digested from the bytes written. A block from an earlier session is trusted without
+ *   reading it when its row's `file_id` still names its file (kept.ts): a row gets one only at a
+ *   clean close, which fsyncs the files that session wrote and records their identity (inode,
+ *   size, mtime and ctime in ns) if it is still the one they had once written; an unclean end
+ *   (kill -9, crash) seals nothing. Any other kept block (unsealed, from an sreg before state
+ *   migration 3, or whose file's identity changed) is digested from disk at its first use and
+ *   refetched if it differs from its row. When every block of a rev
  *   is indexed, the block digests must make `file.contentHash`: if not, all its blocks are
  *   dropped and the reads that follow fetch again; a second mismatch in a row fails the read
  *   that completed the rev with CacheError('corrupt').
@@ -45,11 +53,15 @@
  *   sequential; the window opens at 1 block and doubles at each read that moves it forward, up
  *   to 2 × `maxInFlight` (the slots keep at most `maxInFlight` on the wire), never beyond one
  *   block per MiB the run has read, and never beyond what the budget holds. Missing blocks in
- *   the window are fetched; blocks kept from an earlier session are digested ahead of the
- *   reader. Other reads touch only their blocks.
+ *   the window are fetched; blocks kept from an earlier session are trusted or digested ahead
+ *   of the reader. Other reads touch only their blocks.
  * - close() fails queued fetches, aborts running ones (their signal: a fetch riding out an
  *   outage must not hold the close up), waits for reads, adopts and the aborted fetches to
- *   settle, writes the index, and with `removeDirOnClose` removes `dir`.
+ *   settle, seals the block files written (or digested) in this session (fsync, in libuv's
+ *   pool), writes the index, and with `removeDirOnClose` removes `dir` (nothing sealed).
+ * - A kept block's identity is checked with a stat (never on the event loop) at its first use,
+ *   in readahead, or for all the rev's blocks when the native adapter opens a handle
+ *   (`prepare`), so that the adapter serves them from the first read.
  */
 export { BlockCache, type BlockCacheOptions } from './block-cache.js';
 export { BLOCK_BYTES } from './blocks.js';

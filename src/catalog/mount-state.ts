@@ -87,6 +87,13 @@ export const STATE_MIGRATIONS: readonly Migration[] = [
       db.exec('ALTER TABLE sreg_uploads ADD COLUMN base_rev TEXT');
     },
   },
+  {
+    version: 3,
+    name: 'block-cache index: the identity of a block file fsynced at a clean close (NULL: its bytes are checked at first use)',
+    up(db) {
+      db.exec('ALTER TABLE sreg_cache_blocks ADD COLUMN file_id TEXT');
+    },
+  },
 ];
 
 /** Makes `dir` (and missing parents) and sets it to 0700. */

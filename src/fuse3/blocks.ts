@@ -15,6 +15,8 @@ export interface BlockSource {
   off(event: 'gone', fn: (rev: string, index: number) => void): unknown;
   readyBlocks(rev: string): number[];
   blockFile(rev: string, index: number): string;
+  /** Before a handle of `file` opens: its kept blocks that can be trusted become ready. */
+  prepare(file: FileRef): Promise<void>;
   /** Readahead for reads served by the addon (the cache sees no read of its own for them). */
   advise(file: FileRef, offset: number, length: number, stream: number): void;
 }
@@ -57,6 +59,11 @@ export class BlockTables {
     this.byRev.set(file.rev, { slot, refs: 1 });
     for (const b of this.source.readyBlocks(file.rev)) this.addon.blockReady(slot, b, this.source.blockFile(file.rev, b));
     return slot;
+  }
+
+  /** Before `open`: the cache makes what it can of the rev ready (a stat per kept block). */
+  prepare(file: FileRef): Promise<void> {
+    return this.source.prepare(file);
   }
 
   close(rev: string): void {

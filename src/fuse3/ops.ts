@@ -255,7 +255,13 @@ export function nativeOps(addon: NativeAddon, vfs: NativeVfs, table: InodeTable,
       }
       case Op.OPEN: {
         const p = pathOf(ino);
-        return run(id, op, p, () => vfs.open(p, a), (fd: number) => opened(id, ino, fd, false, p), { undo: (fd: number) => vfs.discard(fd) });
+        return run(id, op, p, async () => {
+          const fd = await vfs.open(p, a);
+          const file = o.blocks && vfs.remoteFile(fd);
+          // Kept blocks sealed at the last clean close are ready before the first read (never throws).
+          if (file) await o.blocks?.prepare(file).catch(() => undefined);
+          return fd;
+        }, (fd: number) => opened(id, ino, fd, false, p), { undo: (fd: number) => vfs.discard(fd) });
       }
       case Op.CREATE: {
         const p = child();
@@ -269,7 +275,14 @@ export function nativeOps(addon: NativeAddon, vfs: NativeVfs, table: InodeTable,
           return;
         }
         const buf = takeBuffer(a);
-        return run(id, op, table.pathOf(ino) ?? String(ino), (signal) => vfs.read(fh, b, a, buf.subarray(0, a), signal), (got: Buffer) => {
+        return run(id, op, table.pathOf(ino) ?? String(ino), async (signal) => {
+          try {
+            return await vfs.read(fh, b, a, buf.subarray(0, a), signal);
+          } catch (e) {
+            giveBuffer(buf); // settled: nothing writes into it any more (the cache's ReadSink rule)
+            throw e;
+          }
+        }, (got: Buffer) => {
           addon.replyBuf(id, got, Math.min(a, got.length));
           giveBuffer(buf);
         }, { holdsBuffer: true });

@@ -16,7 +16,7 @@ import { BLOCK, FakeRemote, freshStream, openCache, tempDir } from './helpers.js
 
 /** Holds every block file write in this process at a gate (before it starts) until `release`. */
 function holdWrites(t: { teardown: (fn: () => void) => void }): { release: () => void; held: () => number } {
-  const proto = BlockFiles.prototype as { write: (...a: unknown[]) => Promise<void> };
+  const proto = BlockFiles.prototype as { write: (...a: unknown[]) => Promise<string> };
   const realWrite = proto.write;
   let open!: () => void;
   const gate = new Promise<void>((r) => (open = r));

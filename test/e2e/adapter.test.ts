@@ -84,6 +84,23 @@ if (NATIVE.addon) {
     t.is(sha256(await bytesOf('cat', [f])), sha256(second), 'the new bytes after the remote change');
   });
 
+  e2eTest('after an unmount and a mount with the same cache, the first read of a kept file is answered by the addon (blocks sealed at the clean close)', async (t) => {
+    const m = await mountFor(t, { env: { SREG_FUSE: '' } });
+    const data = pseudoRandom(9 * MiB + 11, 'kept');
+    await upload(sdk(m.emu), '/a/kept.simg', data);
+    const f = path.join(m.dir, 'a', 'kept.simg');
+    await waitFor('the upload to show on the mount', async () => ((await sha256sum(f).catch(() => '')) === sha256(data) ? true : undefined));
+    await m.unmount();
+    await m.remount();
+    t.regex(await m.log(), /3 blocks \(\d+ bytes\) kept from the last session, 3 sealed at a clean close/);
+    const before = await counters(m);
+    const direct = await bytesOf('dd', [`if=${f}`, 'bs=1M', 'iflag=direct', 'status=none']);
+    t.is(sha256(direct), sha256(data), 'the bytes of the first read after the remount');
+    const after = await counters(m);
+    t.is(after.fastBytes - before.fastBytes, data.length, 'every byte came from the addon');
+    t.is(after.jsReads, before.jsReads, 'no read went to JavaScript');
+  });
+
   e2eTest('--fuse native and SREG_FUSE=fuse-native: the flag wins', async (t) => {
     const m = await mountFor(t, { args: ['--fuse', 'native'], env: { SREG_FUSE: 'fuse-native' } });
     t.regex((await statusOf(m)).adapter ?? '', /^native \(libfuse 3\./);
