@@ -132,11 +132,7 @@ export class UploadQueue extends EventEmitter implements UploadPort {
     return true;
   }
 
-  /**
-   * A folder was renamed: every pending upload below `fromLower` follows it to `toPath` (as
-   * retarget() does for one file). Not part of UploadPort. Returns how many paths moved.
-   */
-  retargetTree(fromLower: string, toPath: string): number {
+  retargetTree(fromLower: string, toPath: string, baseRevOf?: (fromPathLower: string, baseRev: string | undefined) => string | undefined): number {
     checkFilePath(toPath);
     const byPath = new Map<string, UploadRow[]>();
     for (const r of this.journal.under(fromLower)) {
@@ -146,7 +142,10 @@ export class UploadQueue extends EventEmitter implements UploadPort {
       else byPath.set(r.path_lower, [r]);
     }
     if (byPath.size === 0) return 0;
-    const groups = [...byPath.values()].map((rows) => ({ rows, toPath: rebase(rows[rows.length - 1]?.path ?? '', fromLower, toPath) }));
+    const groups = [...byPath.entries()].map(([pl, rows]) => {
+      const base = rows[rows.length - 1]?.base_rev ?? undefined;
+      return { rows, toPath: rebase(rows[rows.length - 1]?.path ?? '', fromLower, toPath), baseRev: (baseRevOf ? baseRevOf(pl, base) : base) ?? null };
+    });
     this.afterRemoval(this.journal.moveMany(groups, this.isBusy));
     this.kick();
     return groups.length;
