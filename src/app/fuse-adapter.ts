@@ -4,7 +4,8 @@
  * fuse-native package). Chosen at mount time by `--fuse`, else SREG_FUSE, else native when its
  * addon loads, with a log line saying why not when it does not. Asking for native where it
  * cannot load is an error, not a silent fallback. Each adapter is loaded lazily: nothing but
- * the mount path needs libfuse.
+ * the mount path needs libfuse. SREG_SAFETY_TIMEOUT_MS shortens both adapters' safety timer
+ * (fuse/reply.ts: a call not answered within it gets EIO; 10 minutes otherwise), for tests.
  */
 import { setReadahead } from '../fuse/mountinfo.js';
 import { LocalError } from '../dropbox/errors.js';
@@ -35,6 +36,15 @@ export function parseAdapter(value: string | undefined, from: string): AdapterNa
   throw new UsageError(`${from}: '${value}' is not a FUSE adapter (native or fuse-native)`);
 }
 
+/** SREG_SAFETY_TIMEOUT_MS, if set: milliseconds before the safety timer answers a FUSE call EIO. */
+export function safetyTimeoutMs(env: NodeJS.ProcessEnv = process.env): { safetyTimeoutMs?: number } {
+  const v = env.SREG_SAFETY_TIMEOUT_MS;
+  if (v === undefined || v === '') return {};
+  const ms = Number(v);
+  if (!Number.isSafeInteger(ms) || ms <= 0) throw new UsageError(`SREG_SAFETY_TIMEOUT_MS: '${v}' is not a whole number of milliseconds above 0`);
+  return { safetyTimeoutMs: ms };
+}
+
 /** The kernel's readahead for the native mount: 1 MiB reads, several in flight. */
 export const NATIVE_READAHEAD_KB = 4096;
 
@@ -45,7 +55,7 @@ async function nativeAdapter(): Promise<FuseAdapter | string> {
   return {
     name: 'native',
     label: `native (libfuse ${addon.version()})`,
-    mount: (mountpoint, vfs, o) => f3.mountNative(mountpoint, vfs, { log: o.log, debug: o.debug, cache: o.cache }),
+    mount: (mountpoint, vfs, o) => f3.mountNative(mountpoint, vfs, { log: o.log, debug: o.debug, cache: o.cache, ...safetyTimeoutMs() }),
     raiseReadahead: (mountpoint, log) => setReadahead(mountpoint, NATIVE_READAHEAD_KB, log),
   };
 }
@@ -55,7 +65,7 @@ async function fuseNativeAdapter(): Promise<FuseAdapter> {
   return {
     name: 'fuse-native',
     label: 'fuse-native (libfuse 2)',
-    mount: (mountpoint, vfs, o) => f.mountFuse(mountpoint, vfs, { log: o.log, uid: o.uid, gid: o.gid, debug: o.debug }),
+    mount: (mountpoint, vfs, o) => f.mountFuse(mountpoint, vfs, { log: o.log, uid: o.uid, gid: o.gid, debug: o.debug, ...safetyTimeoutMs() }),
     raiseReadahead: (mountpoint, log) => f.raiseReadahead(mountpoint, log),
   };
 }

@@ -99,3 +99,13 @@ export class NamespaceError extends Error {
 }
 export const lookupFailed = (tag: Parameters<typeof lookup>[0]): NamespaceError => new NamespaceError('lookup', lookup(tag));
 export const writeFailed = (error: Tagged): NamespaceError => new NamespaceError('write', error);
+
+/** move_v2 / copy_v2 failures of their own (RelocationError): the route nests them under its tag. */
+export class RelocationError extends Error {
+  constructor(
+    readonly tag: string,
+    readonly inner?: Tagged,
+  ) {
+    super(tag);
+  }
+}

@@ -8,62 +8,20 @@
  * - Blobs are immutable: a new revision gets a new blob; copies hard-link; a blob is unlinked
  *   only after the transaction that stopped referring to it has committed.
  * - Methods here are synchronous (better-sqlite3) and touch no network; callers stream bytes.
+ * Concurrency: one JS thread; each change is one SQLite transaction, and listeners hear of it
+ * ('change', 'deleted') only after it committed. The row types are entries.ts's.
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { linkSync } from 'node:fs';
 import path from 'node:path';
 import type Database from 'better-sqlite3';
-import { conflict, lookupFailed, writeFailed, type Json, type Tagged } from './errors.js';
+import { folderRow, newId, toMetadata, wholeSeconds, type CommitArgs, type CommitResult, type EntryRow, type Scope } from './entries.js';
+import { conflict, lookupFailed, RelocationError, writeFailed, type Json, type Tagged } from './errors.js';
 import { baseName, checkWritablePath, components, lower, parentOf } from './paths.js';
-
-export interface EntryRow {
-  path_lower: string;
-  parent_lower: string;
-  path_display: string;
-  name: string;
-  id: string;
-  is_folder: 0 | 1;
-  rev: string | null;
-  size: number | null;
-  content_hash: string | null;
-  client_modified: string | null;
-  server_modified: string | null;
-  blob: string | null;
-}
-
-export type WriteMode = { '.tag': 'add' } | { '.tag': 'overwrite' } | { '.tag': 'update'; update: string };
-
-export interface CommitArgs {
-  path: string;
-  mode: WriteMode;
-  autorename: boolean;
-  strictConflict: boolean;
-  clientModified?: string;
-  blob: string;
-  size: number;
-  contentHash: string;
-}
-
-export interface CommitResult {
-  entry: EntryRow;
-  /** false when identical content was already there: the caller's blob is unused. */
-  wrote: boolean;
-  /** Blobs no longer referenced, to unlink. */
-  released: string[];
-}
-
-/** Journal filter of a cursor. */
-export interface Scope {
-  pathLower: string;
-  recursive: boolean;
-}
 
 /** Older revisions kept per file (the newest ones); older blobs are deleted. */
 const KEPT_REVISIONS = 10;
-
-export const wholeSeconds = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
-const newId = (): string => `id:${randomBytes(16).toString('base64url')}`;
 
 export class Namespace extends EventEmitter {
   private readonly st;
@@ -414,56 +372,9 @@ export class Namespace extends EventEmitter {
   }
 }
 
-export class RelocationError extends Error {
-  constructor(
-    readonly tag: string,
-    readonly inner?: Tagged,
-  ) {
-    super(tag);
-  }
-}
-
-function folderRow(display: string): EntryRow {
-  const pl = lower(display);
-  return {
-    path_lower: pl,
-    parent_lower: parentOf(pl),
-    path_display: display,
-    name: baseName(display),
-    id: newId(),
-    is_folder: 1,
-    rev: null,
-    size: null,
-    content_hash: null,
-    client_modified: null,
-    server_modified: null,
-    blob: null,
-  };
-}
-
 function parentDisplayOf(ns: Namespace, p: string): string {
   const parentLower = parentOf(lower(p));
   if (parentLower === '') return '';
   return ns.get(parentLower)?.path_display ?? p.slice(0, p.lastIndexOf('/'));
 }
 
-/** Stone serialization of an entry; `.tag` only where the declared type is `Metadata`. */
-export function toMetadata(row: EntryRow, withTag: boolean): { [k: string]: Json } {
-  const base: { [k: string]: Json } = withTag ? { '.tag': row.is_folder ? 'folder' : 'file' } : {};
-  if (row.is_folder) {
-    return { ...base, name: row.name, path_lower: row.path_lower, path_display: row.path_display, id: row.id };
-  }
-  return {
-    ...base,
-    name: row.name,
-    path_lower: row.path_lower,
-    path_display: row.path_display,
-    id: row.id,
-    client_modified: row.client_modified,
-    server_modified: row.server_modified,
-    rev: row.rev,
-    size: row.size,
-    is_downloadable: true,
-    content_hash: row.content_hash,
-  };
-}

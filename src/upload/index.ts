@@ -26,11 +26,13 @@
  *   drain waits, after at most 1 s. A failing job never holds a slot while it waits, so other
  *   jobs go on; nothing outside the worker ever waits on an upload (a rate-limit wait inside
  *   the client only delays that one job).
- * - retarget() (a pending file renamed) and cancel() (deleted) take effect in the journal at
- *   once; an upload in flight for the old path is aborted. If the abort comes too late, the file
- *   is in Dropbox under the old path: 'stray' (job, meta) says so. A rename avoids that with
- *   hold(): nothing starts at the held path meanwhile, and what is in flight there ends first
- *   (a single request lands as usual, a session upload is aborted and stays queued).
+ * - retarget() (a pending file renamed), retargetTree() (a folder renamed: every row below
+ *   follows, with the base revision the caller gives for each path) and cancel() (deleted)
+ *   take effect in the journal at once; an upload in flight for the old path is aborted. If
+ *   the abort comes too late, the file is in Dropbox under the old path: 'stray' (job, meta)
+ *   says so. A rename avoids that with hold(): nothing starts at the held path meanwhile, and
+ *   what is in flight there ends first (a single request lands as usual, a session upload is
+ *   aborted and stays queued).
  * - One UploadQueue per database at a time (start() treats 'uploading' rows as a crash's).
  *
  * Concurrency: one JS thread. The journal is changed only in synchronous transactions, so the

@@ -185,15 +185,15 @@ export class Journal {
   }
 
   /**
-   * move() for several paths at once (a folder renamed), in one transaction. The moved rows
-   * lose their base revision (a move gives the files new ones): they upload with overwrite.
+   * move() for several paths at once (a folder renamed), in one transaction; each group's
+   * moved row gets the base revision the group says (null: none, it uploads with overwrite).
    */
-  moveMany(groups: { rows: UploadRow[]; toPath: string }[], isBusy: (id: number) => boolean): Removed {
+  moveMany(groups: { rows: UploadRow[]; toPath: string; baseRev: string | null }[], isBusy: (id: number) => boolean): Removed {
     return this.db
       .transaction(() => {
         const all: Removed = { idle: [], busy: [], moved: [] };
         for (const g of groups) {
-          const { removed } = this.moveRows(g.rows, g.toPath, isBusy, null);
+          const { removed } = this.moveRows(g.rows, g.toPath, isBusy, g.baseRev);
           all.idle.push(...removed.idle);
           all.busy.push(...removed.busy);
           all.moved.push(...removed.moved);

@@ -1,17 +1,19 @@
 /**
- * UploadQueue: the write-back queue (see index.ts for its invariants and concurrency rules).
+ * UploadQueue: the write-back queue (see index.ts for its invariants and concurrency rules):
+ * the UploadPort calls on the journal (journal.ts), and the worker that picks rows and uploads
+ * them. Which rows are uploading, the held paths and their waiters are inflight.ts's.
  * Lock order: none; everything runs on the event loop, the journal is the only shared state
  * and every change to it is one synchronous transaction.
  */
 import { EventEmitter } from 'node:events';
 import type { Database } from 'better-sqlite3';
 import type { DropboxClient, FileMeta } from '../dropbox/client.js';
-import { SINGLE_REQUEST_MAX_BYTES } from '../dropbox/upload.js';
 import type { PendingUpload, UploadPort, UploadStatus } from '../vfs/ports.js';
 import { Drains } from './drain.js';
 import { UploadError } from './errors.js';
+import { InFlight, type Active } from './inflight.js';
 import { Journal, toPending, type Removed, type UploadRow } from './journal.js';
-import { checkFilePath, describeError, insideDir, isUnder, rebase } from './paths.js';
+import { checkFilePath, describeError, insideDir, rebase } from './paths.js';
 import { defaultRetryDelayMs, DRAIN_RETRY_MAX_MS } from './policy.js';
 import { removeOrphans, unlinkQuiet } from './spool.js';
 
@@ -49,18 +51,6 @@ export interface UploadQueueEvents {
   stray: [job: PendingUpload, meta: FileMeta];
 }
 
-interface Active {
-  job: PendingUpload;
-  controller: AbortController;
-  sentBytes: number;
-  /** stop() or a hold() aborted it: back to 'queued', no attempt counted. */
-  stopping: boolean;
-  /** Its row left the journal while it ran: cancelled (spool goes) or moved (spool lives on). */
-  detached?: 'cancelled' | 'moved';
-  /** In Dropbox and out of the journal; only its spool file is still being removed. */
-  landed?: boolean;
-}
-
 export class UploadQueue extends EventEmitter implements UploadPort {
   private readonly journal: Journal;
   private readonly spoolDir: string;
@@ -71,8 +61,8 @@ export class UploadQueue extends EventEmitter implements UploadPort {
   private readonly now: () => number;
   private readonly retryDelayMs: (attempt: number) => number;
   private readonly drains: Drains;
-  /** Row id → its upload, while a worker holds it. */
-  private readonly active = new Map<number, Active>();
+  /** The uploads running now, the held paths and their waiters. */
+  private readonly active = new InFlight();
   /** Row id → earliest next attempt (ms, `nowMs` clock), for rows whose last attempt failed. */
   private readonly notBefore = new Map<number, number>();
   private running = false;
@@ -81,15 +71,8 @@ export class UploadQueue extends EventEmitter implements UploadPort {
   private startup: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private kickScheduled = false;
-  private idleWaiters: (() => void)[] = [];
-  /** Path (lower case) → callers of whenSettled() waiting for its upload in flight to end. */
-  private readonly pathWaiters = new Map<string, (() => void)[]>();
-  /** Paths (lower case; a file, or a folder and everything below) no upload may start at. */
-  private readonly held = new Map<string, number>();
-  /** hold() callers waiting for the uploads in flight at their path to end. */
-  private quietWaiters: { pathLower: string; resolve: () => void }[] = [];
   private lastError: string | undefined;
-  private readonly isBusy = (id: number): boolean => this.active.has(id);
+  private readonly isBusy = this.active.isBusy;
 
   constructor(o: UploadQueueOptions) {
     super();
@@ -106,7 +89,7 @@ export class UploadQueue extends EventEmitter implements UploadPort {
     this.drains = new Drains({
       totals: () => this.journal.totals(),
       ids: () => this.journal.ids(),
-      finishing: () => [...this.active.values()].some((a) => !a.detached),
+      finishing: () => this.active.finishing(),
       status: () => this.status(),
       lastError: () => this.lastError,
     });
@@ -149,11 +132,7 @@ export class UploadQueue extends EventEmitter implements UploadPort {
     return true;
   }
 
-  /**
-   * A folder was renamed: every pending upload below `fromLower` follows it to `toPath` (as
-   * retarget() does for one file). Not part of UploadPort. Returns how many paths moved.
-   */
-  retargetTree(fromLower: string, toPath: string): number {
+  retargetTree(fromLower: string, toPath: string, baseRevOf?: (fromPathLower: string, baseRev: string | undefined) => string | undefined): number {
     checkFilePath(toPath);
     const byPath = new Map<string, UploadRow[]>();
     for (const r of this.journal.under(fromLower)) {
@@ -163,7 +142,10 @@ export class UploadQueue extends EventEmitter implements UploadPort {
       else byPath.set(r.path_lower, [r]);
     }
     if (byPath.size === 0) return 0;
-    const groups = [...byPath.values()].map((rows) => ({ rows, toPath: rebase(rows[rows.length - 1]?.path ?? '', fromLower, toPath) }));
+    const groups = [...byPath.entries()].map(([pl, rows]) => {
+      const base = rows[rows.length - 1]?.base_rev ?? undefined;
+      return { rows, toPath: rebase(rows[rows.length - 1]?.path ?? '', fromLower, toPath), baseRev: (baseRevOf ? baseRevOf(pl, base) : base) ?? null };
+    });
     this.afterRemoval(this.journal.moveMany(groups, this.isBusy));
     this.kick();
     return groups.length;
@@ -178,31 +160,7 @@ export class UploadQueue extends EventEmitter implements UploadPort {
   }
 
   hold(pathLower: string): { settled: Promise<void>; release: () => void } {
-    this.held.set(pathLower, (this.held.get(pathLower) ?? 0) + 1);
-    for (const a of this.active.values()) {
-      // A session upload commits only at its finish: aborting it is safe and quicker than waiting.
-      if (isUnder(a.job.pathLower, pathLower) && !a.detached && a.job.size > SINGLE_REQUEST_MAX_BYTES) {
-        a.stopping = true;
-        a.controller.abort(new UploadError('stopped', `${a.job.path} is being renamed or removed`));
-      }
-    }
-    const inFlight = (): boolean => [...this.active.values()].some((a) => isUnder(a.job.pathLower, pathLower));
-    const settled = inFlight() ? new Promise<void>((resolve) => this.quietWaiters.push({ pathLower, resolve })) : Promise.resolve();
-    let released = false;
-    const release = (): void => {
-      if (released) return;
-      released = true;
-      const n = (this.held.get(pathLower) ?? 1) - 1;
-      if (n > 0) this.held.set(pathLower, n);
-      else this.held.delete(pathLower);
-      this.kick();
-    };
-    return { settled, release };
-  }
-
-  private isHeld(pathLower: string): boolean {
-    for (const h of this.held.keys()) if (isUnder(pathLower, h)) return true;
-    return false;
+    return this.active.hold(pathLower, () => this.kick());
   }
 
   start(): void {
@@ -219,7 +177,7 @@ export class UploadQueue extends EventEmitter implements UploadPort {
       if (files > 0) this.log(`upload: resuming ${files} pending upload(s), ${bytes} bytes`);
       this.startup = (async () => {
         for (const r of shadowed) if (!this.journal.refersTo(r.spool)) await unlinkQuiet(r.spool, this.log);
-        const n = await removeOrphans(this.spoolDir, startedAtMs, (f) => this.journal.refersTo(f) || this.holds(f), this.log);
+        const n = await removeOrphans(this.spoolDir, startedAtMs, (f) => this.journal.refersTo(f) || this.active.holdsSpool(f), this.log);
         if (n > 0) this.log(`upload: removed ${n} spool file(s) that no pending upload refers to`);
       })().catch((e: unknown) => this.log(`upload: start-up clean-up failed: ${describeError(e)}`));
     }
@@ -248,21 +206,16 @@ export class UploadQueue extends EventEmitter implements UploadPort {
 
   status(): UploadStatus {
     const { files, bytes } = this.journal.totals();
-    let uploadedBytesInFlight = 0;
-    for (const a of this.active.values()) if (!a.detached && !a.landed) uploadedBytesInFlight += a.sentBytes;
-    return { files, bytes, uploadedBytesInFlight, failing: this.journal.failing() };
+    return { files, bytes, uploadedBytesInFlight: this.active.sentBytes(), failing: this.journal.failing() };
   }
 
   async stop(): Promise<void> {
     this.running = false;
     this.stopped = true;
     this.clearTimer();
-    for (const a of this.active.values()) {
-      a.stopping = true;
-      a.controller.abort(new UploadError('stopped', 'the upload queue is stopping'));
-    }
+    this.active.abortAll(new UploadError('stopped', 'the upload queue is stopping'));
     this.drains.rejectAll(new UploadError('stopped', 'the upload queue was stopped; the journal keeps what is left'));
-    if (this.active.size > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    await this.active.whenIdle();
   }
 
   // ---- the worker -------------------------------------------------------------------------
@@ -296,11 +249,10 @@ export class UploadQueue extends EventEmitter implements UploadPort {
 
   /** The oldest row that is not uploading, whose path is free and whose retry time has come. */
   private next(): UploadRow | undefined {
-    const busyPaths = new Set<string>();
-    for (const a of this.active.values()) busyPaths.add(a.job.pathLower);
+    const busyPaths = this.active.busyPaths();
     const now = this.now();
     for (const row of this.journal.oldest()) {
-      if (this.active.has(row.id) || busyPaths.has(row.path_lower) || (this.held.size > 0 && this.isHeld(row.path_lower))) continue;
+      if (this.active.has(row.id) || busyPaths.has(row.path_lower) || this.active.isHeld(row.path_lower)) continue;
       const at = this.notBefore.get(row.id);
       if (at !== undefined && at > now) continue;
       return row; // leaving the loop closes the statement's iterator
@@ -312,7 +264,7 @@ export class UploadQueue extends EventEmitter implements UploadPort {
     this.journal.setState(row.id, 'uploading');
     this.notBefore.delete(row.id);
     const a: Active = { job: toPending({ ...row, state: 'uploading' }), controller: new AbortController(), sentBytes: 0, stopping: false };
-    this.active.set(row.id, a);
+    this.active.add(a);
     void this.attempt(a)
       .catch((e: unknown) => this.log(`upload: internal error on ${a.job.path}: ${describeError(e)}`))
       .finally(() => this.settled(a));
@@ -390,29 +342,11 @@ export class UploadQueue extends EventEmitter implements UploadPort {
   }
 
   whenSettled(pathLower: string): Promise<boolean> {
-    if (![...this.active.values()].some((a) => a.job.pathLower === pathLower)) return Promise.resolve(false);
-    return new Promise((resolve) => this.pathWaiters.set(pathLower, [...(this.pathWaiters.get(pathLower) ?? []), () => resolve(true)]));
+    return this.active.whenSettled(pathLower);
   }
 
   private settled(a: Active): void {
-    this.active.delete(a.job.id);
-    const pl = a.job.pathLower;
-    if (![...this.active.values()].some((x) => x.job.pathLower === pl)) {
-      const waiters = this.pathWaiters.get(pl) ?? [];
-      this.pathWaiters.delete(pl);
-      for (const w of waiters) w();
-    }
-    if (this.quietWaiters.length > 0) {
-      const busy = [...this.active.values()].map((x) => x.job.pathLower);
-      const [quiet, still] = partition(this.quietWaiters, (w) => !busy.some((b) => isUnder(b, w.pathLower)));
-      this.quietWaiters = still;
-      for (const w of quiet) w.resolve();
-    }
-    if (this.active.size === 0) {
-      const waiters = this.idleWaiters;
-      this.idleWaiters = [];
-      for (const w of waiters) w();
-    }
+    this.active.settle(a);
     this.kick();
   }
 
@@ -441,28 +375,16 @@ export class UploadQueue extends EventEmitter implements UploadPort {
 
   private afterRemoval(removed: Removed): void {
     this.discard(removed.idle);
-    for (const r of removed.busy) this.detach(r.id, 'cancelled');
-    for (const r of removed.moved) this.detach(r.id, 'moved');
+    for (const r of removed.busy) this.active.detach(r.id, 'cancelled');
+    for (const r of removed.moved) this.active.detach(r.id, 'moved');
   }
 
   /** Rows gone from the journal that no worker holds: their spool files go (after the commit). */
   private discard(rows: UploadRow[]): void {
     for (const r of rows) {
       this.notBefore.delete(r.id);
-      if (!this.holds(r.spool)) void unlinkQuiet(r.spool, this.log);
+      if (!this.active.holdsSpool(r.spool)) void unlinkQuiet(r.spool, this.log);
     }
-  }
-
-  private detach(id: number, how: 'cancelled' | 'moved'): void {
-    const a = this.active.get(id);
-    if (!a) return;
-    a.detached = how;
-    // A single-request upload commits with its one request: aborting it only makes its outcome
-    // unknown (the server may still commit after the client gave up), and an unseen landing
-    // is a file that comes back. It finishes, and if it landed it is a 'stray' the VFS removes.
-    // A session upload commits at its finish: aborting its appends means nothing lands.
-    if (a.job.size <= SINGLE_REQUEST_MAX_BYTES) return;
-    a.controller.abort(new UploadError('stopped', `the upload of ${a.job.path} was ${how}`));
   }
 
   /**
@@ -471,13 +393,7 @@ export class UploadQueue extends EventEmitter implements UploadPort {
    */
   private async dropDetachedSpool(a: Active): Promise<void> {
     const spool = a.job.spoolFile;
-    if (a.detached === 'cancelled' || (!this.journal.refersTo(spool) && !this.holds(spool, a))) await unlinkQuiet(spool, this.log);
-  }
-
-  /** Does a running upload (other than `except`) read this spool file? */
-  private holds(spool: string, except?: Active): boolean {
-    for (const a of this.active.values()) if (a !== except && a.job.spoolFile === spool && a.detached !== 'cancelled') return true;
-    return false;
+    if (a.detached === 'cancelled' || (!this.journal.refersTo(spool) && !this.active.holdsSpool(spool, a))) await unlinkQuiet(spool, this.log);
   }
 
   private emitSafe<K extends keyof UploadQueueEvents>(event: K, ...args: UploadQueueEvents[K]): void {
@@ -487,11 +403,4 @@ export class UploadQueue extends EventEmitter implements UploadPort {
       this.log(`upload: a listener of '${event}' threw: ${describeError(e)}`);
     }
   }
-}
-
-function partition<T>(xs: T[], yes: (x: T) => boolean): [T[], T[]] {
-  const a: T[] = [];
-  const b: T[] = [];
-  for (const x of xs) (yes(x) ? a : b).push(x);
-  return [a, b];
 }

@@ -8,32 +8,39 @@
  * A handle is in `handles` from open until release, whatever fails in between.
  * A handle whose spool write or truncate failed (disk full…) is failed for good: its flush and
  * fsync answer that error, nothing of it is journaled, and release deletes its spool file.
+ * Where an opened path's bytes come from (a spool file or a remote revision) and the revision
+ * a new writer derives from are sources.ts's.
+ * Concurrency: one JS thread; each call may await file I/O, so calls on one handle can
+ * interleave at their awaits: every decision on a node's state is taken after the last await.
  */
-import { copyFile, open, unlink, type FileHandle } from 'node:fs/promises';
+import { open, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { syncDir } from '../upload/spool.js';
 import { bufferFor, readFully } from '../util/read.js';
 import { errnoOf, VfsError } from './errors.js';
 import type { Lookup } from './lookup.js';
-import { LandedRevs } from './landed.js';
 import type { Handle, Node, NodeTable, ReadHandle, WriteHandle } from './nodes.js';
 import type { EntryInfo, FileRef } from './ports.js';
+import { Sources } from './sources.js';
 import { statOf, type Stat } from './stat.js';
 import { checkName, dirOf, dropboxPath, isFuseHidden, lowerOf, O_ACCMODE, O_TRUNC, type VfsOptions } from './types.js';
 
 type Omitted<H> = Omit<H, 'id'>;
 
-
 export class Handles {
   private readonly handles = new Map<number, Handle>();
   private nextHandle = 1;
+  /** Where a path's bytes are, and what a new writer derives from. */
+  private readonly sources: Sources;
 
   constructor(
     private readonly o: VfsOptions,
     private readonly nodes: NodeTable,
     private readonly look: Lookup,
-  ) {}
+  ) {
+    this.sources = new Sources(o, nodes);
+  }
 
   private newSpoolPath(): string {
     return path.join(this.o.spoolDir, `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}.spool`);
@@ -77,7 +84,7 @@ export class Handles {
       // Truncating a non-empty file is a change even if nothing is written after.
       return this.openForWrite(fusePath, e, truncating || e.size === 0, truncating && e.size > 0);
     }
-    const src = await this.withSource(fusePath, e, async (at) => ('local' in at ? { spool: await open(at.local, 'r') } : at));
+    const src = await this.sources.withSource(fusePath, e, async (at) => ('local' in at ? { spool: await open(at.local, 'r') } : at));
     const node = this.acquire(fusePath, e);
     if ('spool' in src) return this.add<ReadHandle>({ kind: 'read', node, spool: src.spool, entry: e }).id;
     node.opened = src.entry;
@@ -91,52 +98,12 @@ export class Handles {
     return this.openForWrite(fusePath, undefined, true, true);
   }
 
-  /**
-   * The spool file holding a path's bytes when they are not in Dropbox yet. A writer whose
-   * bytes were handed to the journal and not changed since (closed, not released yet) is not
-   * one: the queue deletes that file once it is uploaded; the journal row or the catalog says.
-   */
-  private localBytes(e: EntryInfo): string | undefined {
-    const w = (this.nodes.getHidden(e.pathLower) ?? this.nodes.get(e.pathLower))?.writer();
-    if (w && !(w.committed && !w.dirty)) return w.spoolPath;
-    return this.o.uploads.pending(e.pathLower)?.spoolFile;
-  }
-
-  /** Where a path's bytes are now: a spool file, or a remote revision (and its entry). */
-  private source(fusePath: string, e: EntryInfo): { local: string } | { file: FileRef; entry: EntryInfo } {
-    const local = this.localBytes(e);
-    if (local) return { local };
-    const remote = (e.rev && this.nodes.getHidden(e.pathLower) ? e : this.catalogEntry(e.pathLower)) ?? e;
-    return { file: this.remoteRef(fusePath, remote), entry: remote };
-  }
-
-  /**
-   * `use` on the path's bytes. A spool file can be uploaded and deleted between the look and
-   * its open (the upload worker does not wait for us): then the bytes are in Dropbox, and the
-   * next look finds them there.
-   */
-  private async withSource<T>(fusePath: string, e: EntryInfo, use: (at: ReturnType<Handles['source']>) => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      const at = this.source(fusePath, e);
-      try {
-        return await use(at);
-      } catch (err) {
-        if (!('local' in at) || (err as { code?: string }).code !== 'ENOENT' || attempt >= 5) throw err;
-      }
-    }
-  }
-
-  private remoteRef(fusePath: string, e: EntryInfo): FileRef {
-    if (!e.id || !e.rev || e.contentHash === undefined) throw new VfsError('EIO', `${fusePath}: the catalog has no revision for it`);
-    return { id: e.id, rev: e.rev, size: e.size, contentHash: e.contentHash };
-  }
-
   /** A write handle on a fresh spool file, holding the current bytes unless truncating. */
   private async openForWrite(fusePath: string, existing: EntryInfo | undefined, truncate: boolean, dirty: boolean): Promise<number> {
     const spoolPath = this.newSpoolPath();
     let fh: FileHandle | undefined;
     try {
-      if (!truncate && existing) await this.copyCurrentBytes(fusePath, existing, spoolPath);
+      if (!truncate && existing) await this.sources.copyCurrentBytes(fusePath, existing, spoolPath);
       fh = await open(spoolPath, truncate ? 'w+' : 'r+', 0o600);
     } catch (e) {
       await unlink(spoolPath).catch(() => undefined);
@@ -144,42 +111,11 @@ export class Handles {
     }
     const size = truncate || !existing ? 0 : existing.size;
     const e = existing ?? { pathLower: lowerOf(fusePath), pathDisplay: dropboxPath(fusePath), name: '', isFolder: false, size: 0, mtimeMs: 0 };
-    const baseRev = existing && this.baseRevOf(existing);
+    const baseRev = existing && this.sources.baseRevOf(existing);
     const node = this.acquire(fusePath, e);
     const h = this.add<WriteHandle>({ kind: 'write', node, spoolPath, fh, size, mtimeMs: Date.now(), dirty, committed: false });
     if (baseRev !== undefined) h.baseRev = baseRev;
     return h.id;
-  }
-
-  /** The remote revision the path's current bytes derive from (see WriteHandle.baseRev). */
-  private baseRevOf(e: EntryInfo): string | undefined {
-    const w = (this.nodes.getHidden(e.pathLower) ?? this.nodes.get(e.pathLower))?.writer();
-    if (w) return w.baseRev;
-    const p = this.o.uploads.pending(e.pathLower);
-    if (p) return p.baseRev;
-    return this.catalogEntry(e.pathLower)?.rev;
-  }
-
-  private async copyCurrentBytes(fusePath: string, e: EntryInfo, spoolPath: string): Promise<void> {
-    await this.withSource(fusePath, e, async (at) => {
-      if ('local' in at) await copyFile(at.local, spoolPath);
-      else await this.download(at.file, spoolPath);
-    });
-  }
-
-  private async download(file: FileRef, spoolPath: string): Promise<void> {
-    const out = await open(spoolPath, 'w', 0o600);
-    const stream = -this.nextHandle++;
-    try {
-      const step = 4 * 1024 * 1024;
-      for (let off = 0; off < file.size; off += step) {
-        const buf = await this.o.cache.read(file, off, Math.min(step, file.size - off), stream);
-        await out.write(buf, 0, buf.length, off);
-      }
-    } finally {
-      this.o.cache.forget(stream);
-      await out.close();
-    }
   }
 
   /**
@@ -372,22 +308,9 @@ export class Handles {
     if (!h.committed) await unlink(h.spoolPath).catch(() => undefined);
   }
 
-  /** Our recent revisions per path, to read the catalog through (see LandedRevs). */
-  private readonly landed = new LandedRevs();
-
-  /**
-   * An upload of ours landed at `pathLower` as `entry`: the writers still open there derive
-   * from it now (their next upload is an update of it; between this mount's versions the last
-   * close wins).
-   */
+  /** An upload of ours landed at `pathLower` as `entry` (see Sources.uploaded). */
   uploaded(pathLower: string, entry: EntryInfo): void {
-    const n = this.nodes.get(pathLower);
-    if (n) for (const w of n.writers) w.baseRev = entry.rev ?? '';
-    this.landed.record(pathLower, entry);
-  }
-
-  private catalogEntry(pathLower: string): EntryInfo | undefined {
-    return this.landed.through(pathLower, this.o.catalog.lookup(pathLower));
+    this.sources.uploaded(pathLower, entry);
   }
 
   /** Write handles still open (for unmount's report). */

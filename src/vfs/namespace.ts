@@ -16,6 +16,8 @@
  * - case-only rename: the same node; Dropbox's move_v2 refuses it, so it goes through a
  *   temporary name (two moves). It never deletes anything.
  * - folder rename: the remote folder moves, then every node and pending upload below it.
+ * - a version opened from a revision (a writer, a pending upload) keeps its revision check
+ *   across a rename, of the file or of a folder above it: see movedBase().
  * - every rename first holds the source's uploads (UploadPort.hold): none starts, and those in
  *   flight end (and land, or go back to the queue) before the remote move. An upload that
  *   landed under the old name after the move would be a file (or a folder) that comes back.
@@ -27,9 +29,35 @@ import type { FileMeta, Meta } from '../dropbox/client.js';
 import { RemoteError } from '../dropbox/errors.js';
 import { enoent, VfsError } from './errors.js';
 import type { Lookup } from './lookup.js';
-import type { NodeTable } from './nodes.js';
+import type { NodeTable, WriteHandle } from './nodes.js';
 import type { EntryInfo } from './ports.js';
 import { checkName, dirOf, dropboxPath, isFuseHidden, isUnder, lowerOf, nameOf, parentOf, type VfsOptions } from './types.js';
+
+/**
+ * The base revision a local version (a writer, a pending upload) derived from `base` keeps
+ * once its file has moved, by itself or with a folder above it. `before` is the catalog's
+ * entry of the file just before the move, `after` the moved file's entry just after it.
+ *
+ * A move may give the file a new revision (the emulator does; dropbox-api.md: "don't assume
+ * it survives a move"). A version opened from the revision that moved (base = before.rev)
+ * derives from the moved one if that is the same file (id) with the same bytes (content_hash):
+ * nobody changed it in between, so ours is the next version and must not conflict with it.
+ * In every other case the base stays: a version opened from an older revision, or a file
+ * another machine changed before or during the move, still conflicts (ours lands as a
+ * "conflicted copy"), and nothing is overwritten. No base (a new file) stays none: overwrite.
+ * A writer opened under the old name while the remote move was in flight is not in `before`:
+ * it keeps its base, so at worst it lands as a conflicted copy.
+ */
+export function movedBase(base: string | undefined, before: EntryInfo | undefined, after: EntryInfo | undefined): string | undefined {
+  if (base === undefined || before?.rev === undefined || base !== before.rev) return base;
+  if (after?.rev === undefined || after.id !== before.id || after.contentHash !== before.contentHash) return base;
+  return after.rev;
+}
+
+function setBase(w: WriteHandle, base: string | undefined): void {
+  if (base === undefined) delete w.baseRev;
+  else w.baseRev = base;
+}
 
 export class Namespace {
   /**
@@ -153,33 +181,43 @@ export class Namespace {
     const node = src.isFolder ? undefined : this.nodes.get(src.pathLower);
     const pending = src.isFolder ? undefined : this.o.uploads.pending(src.pathLower);
     if (!remoteSrc && !node && !pending) throw enoent(fromFuse);
+    // What the catalog says of the files below a folder that have local versions, before the
+    // move replaces those entries with the moved ones.
+    const before = src.isFolder ? this.localVersionsBelow(src.pathLower) : undefined;
     const moved = remoteSrc ? await this.moveRemote(remoteSrc, to, same) : undefined;
     // The local state follows, synchronously: nothing can queue under the old path after this.
     // Nothing of the source is uploading (held): its rows are idle and simply follow.
-    if (src.isFolder) {
-      // The files below get new revisions: what is open or pending there uploads with overwrite.
-      for (const n of this.nodes.moveTree(src.pathLower, to)) for (const w of n.writers) delete w.baseRev;
-      // Case only: the pending uploads' paths still lead into the folder (Dropbox ignores case).
-      if (!same) {
-        this.goneFolders.add(src.pathLower);
-        this.o.uploads.retargetTree(src.pathLower, to);
-      }
+    if (before) {
+      const fromOf = (movedLower: string): string => src.pathLower + movedLower.slice(toLower.length);
+      const baseAfter = (fromLower: string, base: string | undefined): string | undefined =>
+        movedBase(base, before.get(fromLower), this.o.catalog.lookup(toLower + fromLower.slice(src.pathLower.length)));
+      for (const n of this.nodes.moveTree(src.pathLower, to)) for (const w of n.writers) setBase(w, baseAfter(fromOf(n.pathLower), w.baseRev));
+      if (!same) this.goneFolders.add(src.pathLower);
+      // Also for a case-only rename: the paths keep leading into the folder (Dropbox ignores
+      // case), but the files' revisions may have changed with the move.
+      this.o.uploads.retargetTree(src.pathLower, to, baseAfter);
       return;
     }
-    // Versions opened from the revision that moved now derive from the moved one (a move gives
-    // a new revision); any other base stays, so a change made elsewhere still conflicts.
-    const rebased = (base: string | undefined): string | undefined => (base !== undefined && base === remoteSrc?.rev && moved?.kind === 'file' ? moved.rev : base);
+    const after = moved?.kind === 'file' ? this.o.toEntry(moved) : undefined;
     const srcNode = this.nodes.get(src.pathLower);
     if (srcNode) {
       this.nodes.move(srcNode, to);
-      for (const w of srcNode.writers) {
-        const b = rebased(w.baseRev);
-        if (b === undefined) delete w.baseRev;
-        else w.baseRev = b;
-      }
+      for (const w of srcNode.writers) setBase(w, movedBase(w.baseRev, remoteSrc, after));
     }
     const p = this.o.uploads.pending(src.pathLower);
-    if (p) this.o.uploads.retarget(src.pathLower, to, rebased(p.baseRev));
+    if (p) this.o.uploads.retarget(src.pathLower, to, movedBase(p.baseRev, remoteSrc, after));
+  }
+
+  /** The catalog's entries of the files below a folder that are open for writing or pending. */
+  private localVersionsBelow(folderLower: string): Map<string, EntryInfo> {
+    const found = new Map<string, EntryInfo>();
+    const note = (pl: string): void => {
+      const e = this.o.catalog.lookup(pl);
+      if (e && !e.isFolder) found.set(pl, e);
+    };
+    for (const n of this.nodes.writersUnder(folderLower)) note(n.pathLower);
+    for (const p of this.o.uploads.pendingUnder(folderLower)) note(p.pathLower);
+    return found;
   }
 
   /**

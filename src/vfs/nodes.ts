@@ -166,6 +166,11 @@ export class NodeTable {
     return below;
   }
 
+  /** Live nodes with a writer below a folder (at any depth). */
+  *writersUnder(folderLower: string): Iterable<Node> {
+    for (const n of this.live.values()) if (n.writers.length > 0 && n.pathLower.startsWith(`${folderLower}/`)) yield n;
+  }
+
   /** Live nodes with a writer, in a folder (what readdir adds to the catalog and the journal). */
   *writtenChildren(parentLower: string): Iterable<Node> {
     for (const n of this.live.values()) {

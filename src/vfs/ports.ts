@@ -134,8 +134,12 @@ export interface UploadPort extends EventEmitter {
    * an update of `baseRev` (the moved file's revision) or, without it, with overwrite
    */
   retarget(fromLower: string, toPath: string, baseRev?: string): boolean;
-  /** sync: a folder was renamed: its pending files follow it (with overwrite); returns how many */
-  retargetTree(fromLower: string, toPath: string): number;
+  /**
+   * sync: a folder was renamed: its pending files follow it; returns how many. Each moved
+   * file's upload is an update of `baseRevOf(its old path, lower case; its base revision)`
+   * (undefined: overwrite); without `baseRevOf` each keeps the base it had.
+   */
+  retargetTree(fromLower: string, toPath: string, baseRevOf?: (fromPathLower: string, baseRev: string | undefined) => string | undefined): number;
   /** sync: a pending file was deleted before it was uploaded */
   cancel(pathLower: string): boolean;
   /**

@@ -1,7 +1,7 @@
 /**
  * The filesystem without FUSE: one facade over the lookup overlay (lookup.ts), the nodes
- * (nodes.ts), the handles and their spool files (handles.ts), the namespace operations
- * (namespace.ts) and the attributes (xattr.ts).
+ * (nodes.ts), the handles and their spool files (handles.ts; where their bytes come from:
+ * sources.ts), the namespace operations (namespace.ts) and the attributes (xattr.ts).
  *
  * Reads and stats never wait on the network except to fetch file bytes that are not cached.
  * Writes go to a spool file; flush/release fsyncs it and hands it to the upload journal before

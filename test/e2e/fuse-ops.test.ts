@@ -3,9 +3,10 @@
  * FILE`, `dd conv=fsync`, and an fsync that survives a kill -9 of the mount before close),
  * ENAMETOOLONG for a name over 255 bytes on every path call, EFBIG past the largest file Dropbox
  * stores, and the operations the mount does not support (ln, ln -s, mkfifo, mknod, fallocate,
- * readlink, rename flags), each with its errno. What Dropbox holds afterwards is read with the
- * official SDK. One mount is shared by the serial tests, each in its own folder; the kill -9
- * test has its own.
+ * readlink, rename flags), each with its errno. What Dropbox holds is read with the official
+ * SDK after `sreg unmount` (which drains the uploads and must succeed). One mount is shared by
+ * the serial tests, each in its own folder (a test that unmounted to look at Dropbox leaves
+ * the next one to mount again); the kill -9 test has its own.
  */
 import test from 'ava';
 import { spawn } from 'node:child_process';
@@ -29,11 +30,13 @@ const shared = new SharedContext();
 let m: Mounted;
 let dbx: Dropbox;
 let workDir = '';
+let mounted = false;
 
 test.before(async () => {
   if (!FUSE.ok) return;
   workDir = await mkdtemp(path.join(tmpdir(), 'sreg-e2e-fuseops-'));
   m = track(await startMount(shared.t));
+  mounted = true;
   await m.emu.admin('POST', '/config', { longpollMaxWaitSec: 1 });
   dbx = sdk(m.emu);
 });
@@ -44,6 +47,19 @@ test.after.always(async () => {
 });
 
 const onMount = (p: string): string => path.join(m.dir, p);
+
+/** Mounted for this test (the previous one may have unmounted to look at Dropbox). */
+async function ready(): Promise<void> {
+  if (mounted) return;
+  await m.remount();
+  mounted = true;
+}
+
+/** `sreg unmount` (it drains the uploads and must succeed), then Dropbox can be looked at. */
+async function unmount(): Promise<void> {
+  mounted = false;
+  await m.unmount();
+}
 
 /** Another machine uploads `p`; returns once the mount shows it with its size. */
 async function seeded(p: string, data: Buffer): Promise<void> {
@@ -62,6 +78,7 @@ async function fails(cmd: string, args: string[]): Promise<string> {
 }
 
 e2eTest('fsync: sync FILE and dd conv=fsync succeed, and Dropbox then has the bytes', async (t) => {
+  await ready();
   await ok('mkdir', [onMount('/fs')]);
   const echo = await sh('sh', ['-c', 'echo hi > "$1" && sync "$1"', 'sh', onMount('/fs/f')]);
   t.is(echo.code, 0, `echo hi > f; sync f: ${echo.stderr}`);
@@ -82,13 +99,16 @@ e2eTest('fsync: sync FILE and dd conv=fsync succeed, and Dropbox then has the by
     fs.closeSync(fd);`, onMount('/fs/twice.txt')]);
   t.is(node.code, 0, `fsync twice while open: ${node.stderr}`);
 
-  await waitForRemote(dbx, '/fs/f', dropboxHash(Buffer.from('hi\n')));
-  await waitForRemote(dbx, '/fs/dd.simg', dropboxHash(data));
-  await waitForRemote(dbx, '/fs/twice.txt', dropboxHash(Buffer.from('one\ntwo\n')));
   t.is(await sha256sum(onMount('/fs/dd.simg')), sha256(data));
+  await unmount();
+  t.deepEqual(await remoteNames(dbx, '/fs'), ['dd.simg', 'f', 'twice.txt']);
+  t.is((await remoteMeta(dbx, '/fs/f'))?.content_hash, dropboxHash(Buffer.from('hi\n')));
+  t.is((await remoteMeta(dbx, '/fs/dd.simg'))?.content_hash, dropboxHash(data));
+  t.is((await remoteMeta(dbx, '/fs/twice.txt'))?.content_hash, dropboxHash(Buffer.from('one\ntwo\n')));
 });
 
 e2eTest('a close or an fsync of a written file fsyncs its spool file and the spool folder itself (strace of the mount process)', async (t) => {
+  await ready();
   await ok('mkdir', [onMount('/durable')]);
   const pid = m.child()?.pid;
   t.truthy(pid);
@@ -123,6 +143,7 @@ e2eTest('a close or an fsync of a written file fsyncs its spool file and the spo
 });
 
 e2eTest('ENAMETOOLONG for a name over 255 bytes on every path call (stat, rm, mv, truncate, touch, mkdir, rmdir, ls, getfattr, chmod), existing or not', async (t) => {
+  await ready();
   await ok('mkdir', [onMount('/long')]);
   await ok('sh', ['-c', 'echo x > "$1"', 'sh', onMount('/long/ok')]);
   const long = 'x'.repeat(256);
@@ -158,11 +179,13 @@ e2eTest('ENAMETOOLONG for a name over 255 bytes on every path call (stat, rm, mv
   const max = 'y'.repeat(255);
   const made = await sh('sh', ['-c', 'echo 255 > "$1"', 'sh', onMount(`/long/${max}`)]);
   t.is(made.code, 0, made.stderr);
-  await waitForRemote(dbx, `/long/${max}`, dropboxHash(Buffer.from('255\n')));
+  await unmount();
   t.deepEqual(await remoteNames(dbx, '/long'), ['ok', max].sort(), 'no long name reached Dropbox, ok was not moved');
+  t.is((await remoteMeta(dbx, `/long/${max}`))?.content_hash, dropboxHash(Buffer.from('255\n')));
 });
 
 e2eTest('EFBIG: truncate -s 999999999999999 and writes past the largest file Dropbox stores; the file is untouched and unmount is not blocked', async (t) => {
+  await ready();
   const data = pseudoRandom(1000, 'efbig');
   await seeded('/big/f.simg', data);
   const f = onMount('/big/f.simg');
@@ -179,15 +202,17 @@ e2eTest('EFBIG: truncate -s 999999999999999 and writes past the largest file Dro
   t.is((await ok('stat', ['-c', '%s', f])).trim(), '1000');
   t.is(await sha256sum(f), sha256(data));
   t.regex(await m.log(), /truncate \/big\/f\.simg: EFBIG/, 'the log says why');
-  const meta = await waitFor('the empty new.simg uploaded', () => remoteMeta(dbx, '/big/new.simg'));
-  t.is(meta.size, 0);
-  t.is((await remoteMeta(dbx, '/big/f.simg'))?.content_hash, dropboxHash(data), 'Dropbox still has the old bytes');
   t.is((await m.sreg(['status', '--json'])).code, 0);
   const open = JSON.parse((await m.sreg(['status', '--json'])).stdout) as { openForWriting?: number }[];
   t.is(open[0]?.openForWriting, 0, 'no write handle left behind by the refused calls');
+  await unmount();
+  t.deepEqual(await remoteNames(dbx, '/big'), ['f.simg', 'new.simg']);
+  t.is((await remoteMeta(dbx, '/big/new.simg'))?.size, 0, 'the new file, empty');
+  t.is((await remoteMeta(dbx, '/big/f.simg'))?.content_hash, dropboxHash(data), 'Dropbox still has the old bytes');
 });
 
 e2eTest('unsupported: ln and ln -s EPERM, mkfifo and mknod EPERM, fallocate EOPNOTSUPP (posix_fallocate writes zeros), readlink EINVAL, rename flags (RENAME_NOREPLACE, RENAME_EXCHANGE) EINVAL; nothing reaches Dropbox', async (t) => {
+  await ready();
   const data = pseudoRandom(5000, 'unsupported');
   await seeded('/un/a.simg', data);
   await seeded('/un/b.simg', Buffer.from('b'));
@@ -219,8 +244,9 @@ e2eTest('unsupported: ln and ln -s EPERM, mkfifo and mknod EPERM, fallocate EOPN
   t.is(mvn.code, 0, mvn.stderr);
   t.is(await sha256sum(a), sha256(data), 'a.simg unchanged');
   t.deepEqual((await ok('ls', [onMount('/un')])).trim().split('\n'), ['a.simg', 'b.simg', 'zeros']);
-  await waitForRemote(dbx, '/un/zeros', dropboxHash(Buffer.alloc(4096)));
+  await unmount();
   t.deepEqual(await remoteNames(dbx, '/un'), ['a.simg', 'b.simg', 'zeros'], 'nothing else reached Dropbox');
+  t.is((await remoteMeta(dbx, '/un/zeros'))?.content_hash, dropboxHash(Buffer.alloc(4096)));
   t.is((await remoteMeta(dbx, '/un/a.simg'))?.content_hash, dropboxHash(data));
 });
 

@@ -1,7 +1,8 @@
 /**
  * The namespace of the mount, end to end (issue 7's repros): case-only rename, the
  * mkdir/touch/rm/rmdir loop, remove while open (written and read), mv onto a file whose upload
- * is queued or whose writer is open, renaming a folder with a file open inside, the share link
+ * is queued or whose writer is open, renaming a folder with a file open inside (also: its
+ * revision check kept, so another machine's change is not overwritten), the share link
  * after rm and a new upload under the same name, a remote delete under a reader at its end,
  * and a busy mixed workload after which `sreg unmount` must succeed. Real tools (mv, rm, rmdir,
  * the shell's exec fds, getfattr); what Dropbox holds is read with the official SDK after
@@ -13,6 +14,7 @@ import path from 'node:path';
 import type { Dropbox } from 'dropbox';
 import { sdk } from '../helpers/emulator.js';
 import { startMount, type Mounted } from '../helpers/mount.js';
+import { FdHolder } from './fd-holder.js';
 import { dropboxHash, e2e, FUSE, ok, remoteBytes, remoteMeta, remoteNames, SharedContext, sh, track, upload, waitFor, waitForRemote } from './helpers.js';
 
 const e2eTest = e2e('namespace.test');
@@ -142,6 +144,29 @@ e2eTest('rename a folder while a file inside is open for writing: it lands under
   t.is((await remoteBytes(dbx, '/mvd/new/x')).toString(), 'first\nsecond\n');
 });
 
+e2eTest('rename a folder while files inside, opened from Dropbox, are open for writing: another machine\'s change after the move stays, ours is a conflicted copy; an unchanged file is simply ours', async (t) => {
+  const dir = await ready('/mvc');
+  await upload(dbx, '/mvc/old/x.txt', Buffer.from('one\n'));
+  await upload(dbx, '/mvc/old/y.txt', Buffer.from('one\n'));
+  await waitFor('old/x.txt and old/y.txt on the mount', async () => ((await sh('cat', [path.join(dir, 'old/x.txt'), path.join(dir, 'old/y.txt')])).stdout === 'one\none\n' ? true : undefined), 15_000);
+  // The descriptors live in a process of their own: a fork of this one would close (flush) them.
+  const holder = new FdHolder();
+  t.teardown(() => holder.stop());
+  const fds = await Promise.all(['x.txt', 'y.txt'].map((f) => holder.call<number>('openW', path.join(dir, 'old', f), false)));
+  for (const fd of fds) await holder.call('write', fd, 4, Buffer.from('ours\n').toString('base64'));
+  await ok('mv', [path.join(dir, 'old'), path.join(dir, 'new')]);
+  // Another machine changes x.txt after the move, before our writers close.
+  await upload(dbx, '/mvc/new/x.txt', Buffer.from('theirs\n'));
+  for (const fd of fds) await holder.call('close', fd);
+  await holder.stop();
+  await unmount();
+  t.deepEqual(await remoteNames(dbx, '/mvc'), ['new'], 'the old folder is not recreated');
+  t.deepEqual(await remoteNames(dbx, '/mvc/new'), ['x (conflicted copy).txt', 'x.txt', 'y.txt']);
+  t.is((await remoteBytes(dbx, '/mvc/new/x.txt')).toString(), 'theirs\n', 'their change is not overwritten');
+  t.is((await remoteBytes(dbx, '/mvc/new/x (conflicted copy).txt')).toString(), 'one\nours\n');
+  t.is((await remoteBytes(dbx, '/mvc/new/y.txt')).toString(), 'one\nours\n', 'no conflict with our own moved file');
+});
+
 e2eTest('getfattr user.sregistry.share_url after rm and a new upload under the same name gives the new file\'s link', async (t) => {
   const dir = await ready('/link');
   const file = path.join(dir, 'img.simg');
@@ -159,9 +184,11 @@ e2eTest('getfattr user.sregistry.share_url after rm and a new upload under the s
   await waitForRemote(dbx, '/link/img.simg', dropboxHash(Buffer.from('second')));
   const second = await shareUrl();
   t.not(second, first, 'not the dead link of the removed file');
+  await unmount();
+  t.deepEqual(await remoteNames(dbx, '/link'), ['img.simg']);
+  t.is((await remoteMeta(dbx, '/link/img.simg'))?.content_hash, dropboxHash(Buffer.from('second')), 'Dropbox holds the new file');
   const links = (await dbx.sharingListSharedLinks({ path: '/link/img.simg', direct_only: true })).result.links.map((l) => l.url);
   t.deepEqual(links, [second], 'the link Dropbox has for the new file');
-  await unmount();
 });
 
 e2eTest('a file deleted in Dropbox while a reader is at its end: a clean end of file for the revision it opened', async (t) => {

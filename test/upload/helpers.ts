@@ -48,6 +48,7 @@ export interface Row {
   state: string;
   attempts: number;
   last_error: string | null;
+  base_rev: string | null;
 }
 
 export const rows = (db: Database): Row[] => db.prepare('SELECT * FROM sreg_uploads ORDER BY id').all() as Row[];

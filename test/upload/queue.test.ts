@@ -230,15 +230,23 @@ test('retarget of a session upload in flight aborts it and uploads under the new
   t.false(existsSync(f));
 });
 
-test('retargetTree moves every pending upload below a renamed folder', async (t) => {
+test('retargetTree moves every pending upload below a renamed folder, each with the base revision the caller gives', async (t) => {
   const env = await setup(t);
   const q = queue(t, env, new FakeClient());
-  q.enqueue('/Old/x', await spool(env.spoolDir, 'x', 'x'), 1);
-  q.enqueue('/Old/Sub/y', await spool(env.spoolDir, 'y', 'y'), 1);
+  q.enqueue('/Old/x', await spool(env.spoolDir, 'x', 'x'), 1, 'rx');
+  q.enqueue('/Old/Sub/y', await spool(env.spoolDir, 'y', 'y'), 1, 'ry');
   q.enqueue('/Older/z', await spool(env.spoolDir, 'z', 'z'), 1);
-  t.is(q.retargetTree('/old', '/New'), 2);
-  t.deepEqual(rows(env.db).map((r) => r.path).sort(), ['/New/Sub/y', '/New/x', '/Older/z']);
+  const asked: [string, string | undefined][] = [];
+  const baseRevOf = (from: string, base: string | undefined): string | undefined => {
+    asked.push([from, base]);
+    return from === '/old/x' ? 'rx-moved' : base;
+  };
+  t.is(q.retargetTree('/old', '/New', baseRevOf), 2);
+  t.deepEqual(asked.sort(), [['/old/sub/y', 'ry'], ['/old/x', 'rx']]);
+  t.deepEqual(rows(env.db).map((r) => [r.path, r.base_rev]).sort(), [['/New/Sub/y', 'ry'], ['/New/x', 'rx-moved'], ['/Older/z', null]]);
   t.is(q.pending('/new/sub/y')?.path, '/New/Sub/y');
+  t.is(q.retargetTree('/new', '/Third'), 2, 'without baseRevOf each keeps its base');
+  t.deepEqual(rows(env.db).map((r) => [r.path, r.base_rev]).sort(), [['/Older/z', null], ['/Third/Sub/y', 'ry'], ['/Third/x', 'rx-moved']]);
 });
 
 test('cancel of a queued upload deletes row and spool; nothing is uploaded', async (t) => {

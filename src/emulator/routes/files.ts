@@ -4,8 +4,9 @@
  */
 import { unlink } from 'node:fs/promises';
 import { decodeCursor, encodeCursor, type Cursor } from '../cursor.js';
-import { apiError, badRequest, NamespaceError, type Json } from '../errors.js';
-import { RelocationError, toMetadata, type Namespace, type Scope } from '../namespace.js';
+import { toMetadata, type Scope } from '../entries.js';
+import { apiError, badRequest, NamespaceError, RelocationError, type Json } from '../errors.js';
+import type { Namespace } from '../namespace.js';
 import { ROOT_AS_SLASH, ROOT_UNSUPPORTED } from '../paths.js';
 import type { RequestContext } from '../context.js';
 import type { RouteTable, State } from './types.js';

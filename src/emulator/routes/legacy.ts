@@ -7,7 +7,7 @@
  * Each reuses the current route's code, so both versions behave alike.
  */
 import { apiError, badRequest, type Json } from '../errors.js';
-import type { EntryRow } from '../namespace.js';
+import type { EntryRow } from '../entries.js';
 import { ROOT_AS_SLASH } from '../paths.js';
 import type { RequestContext } from '../context.js';
 import { checkJob, launchJob } from './batch.js';

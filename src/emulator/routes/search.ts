@@ -7,7 +7,7 @@
  */
 import { link } from 'node:fs/promises';
 import { apiError, badRequest, NamespaceError, type Json } from '../errors.js';
-import { toMetadata, type EntryRow } from '../namespace.js';
+import { toMetadata, type EntryRow } from '../entries.js';
 import { ROOT_AS_SLASH } from '../paths.js';
 import { releaseBlobs, wrapNs } from './files.js';
 import type { RouteTable, State } from './types.js';

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { apiError, badRequest, NamespaceError, type Json } from '../errors.js';
-import type { EntryRow } from '../namespace.js';
+import type { EntryRow } from '../entries.js';
 import { ROOT_AS_SLASH } from '../paths.js';
 import { wrapNs } from './files.js';
 import type { RouteTable, State } from './types.js';

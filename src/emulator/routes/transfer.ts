@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { ContentHasher, CONTENT_HASH_BLOCK_BYTES } from '../../dropbox/content-hash.js';
 import { headerSafeJson, openForWrite, PayloadTooLarge, type RequestContext } from '../context.js';
 import { apiError, HttpError, NamespaceError, type Json, type Tagged } from '../errors.js';
-import { toMetadata, type WriteMode } from '../namespace.js';
+import { toMetadata, type WriteMode } from '../entries.js';
 import { releaseBlobs, wrapNs } from './files.js';
 import type { RouteTable, State } from './types.js';
 

@@ -4,7 +4,9 @@
  * emulator enforces (docs: /work/shared/dropbox-api.md): paths are case-insensitive and
  * case-preserving, move_v2 never overwrites (and refuses a case-only rename: the target
  * "exists"), missing parents are created, a folder delete takes its subtree, an overwrite
- * keeps the file's id and gives it a new rev.
+ * keeps the file's id and gives it a new rev. A move keeps ids; whether it keeps revs is
+ * unverified for Dropbox (dropbox-api.md): `newRevOnMove` gives moved files new ones, as the
+ * emulator does.
  */
 import { createHash } from 'node:crypto';
 import type { FileMeta, FolderMeta, Meta } from '../../dropbox/client.js';
@@ -33,6 +35,15 @@ export class MemoryRemote implements RemoteOps {
   private seq = 0;
   /** Called with every change (what list_folder/continue would report to the catalog). */
   onChange: (m: Meta) => void = () => undefined;
+  /** A moved file gets a new rev (the emulator's behaviour); otherwise it keeps its rev. */
+  newRevOnMove = false;
+
+  private movedFile(f: RFile, path: string): RFile {
+    if (!this.newRevOnMove) return { ...f, path };
+    const rev = `r${(++this.seq).toString(16).padStart(9, '0')}`;
+    this.revs.set(rev, f.bytes);
+    return { ...f, path, rev };
+  }
 
   private fileMeta(f: RFile): FileMeta {
     const hash = createHash('sha256').update(f.bytes).digest('hex');
@@ -136,7 +147,7 @@ export class MemoryRemote implements RemoteOps {
       const f = this.files.get(fl)!;
       this.files.delete(fl);
       this.onChange({ kind: 'deleted', name: base(f.path), pathLower: fl, pathDisplay: f.path });
-      const moved = { ...f, path: dest };
+      const moved = this.movedFile(f, dest);
       this.files.set(tl, moved);
       const m = this.fileMeta(moved);
       this.onChange(m);
@@ -154,7 +165,7 @@ export class MemoryRemote implements RemoteOps {
       this.onChange(this.folderMeta(np));
     }
     for (const [, f] of subFiles) {
-      const nf = { ...f, path: rebase(f.path) };
+      const nf = this.movedFile(f, rebase(f.path));
       this.files.set(lower(nf.path), nf);
       this.onChange(this.fileMeta(nf));
     }

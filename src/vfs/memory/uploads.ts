@@ -100,11 +100,14 @@ export class MemoryUploads extends EventEmitter implements UploadPort {
     return true;
   }
 
-  retargetTree(fromLower: string, toPath: string): number {
+  retargetTree(fromLower: string, toPath: string, baseRevOf?: (fromPathLower: string, baseRev: string | undefined) => string | undefined): number {
     const groups = new Map<string, Row[]>();
     for (const r of this.rows) if (r.pathLower.startsWith(`${fromLower}/`)) groups.set(r.pathLower, [...(groups.get(r.pathLower) ?? []), r]);
     const depth = fromLower.split('/').length;
-    for (const rows of groups.values()) this.moveRows(rows, [toPath, ...rows.at(-1)!.path.split('/').slice(depth)].join('/'));
+    for (const [pl, rows] of groups) {
+      const base = rows.at(-1)!.baseRev;
+      this.moveRows(rows, [toPath, ...rows.at(-1)!.path.split('/').slice(depth)].join('/'), baseRevOf ? baseRevOf(pl, base) : base);
+    }
     return groups.size;
   }
 
