@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/index.js';
@@ -17,6 +18,7 @@ import type { AdapterName } from './fuse-adapter.js';
 import { logFileFor, openMountState } from './mount-state.js';
 import { mountChecks } from './preflight.js';
 import { isSregMount, mountEntry } from './procfs.js';
+import { READY_ENV, READY_FD } from './ready-signal.js';
 import { trace } from '../util/trace.js';
 
 export interface MountOptions {
@@ -36,8 +38,11 @@ export interface Say {
 }
 
 const START_DEADLINE_MS = 120_000;
-/** How often the parent looks for the child's `ready` (its log line, a few hundred bytes). */
-const POLL_MS = 15;
+/**
+ * How often the parent looks for the child's `ready` (its log line, a few hundred bytes) on its
+ * own; it looks at once when the child writes on its ready pipe (ready-signal.ts) or exits.
+ */
+const POLL_MS = 100;
 
 /** The child's one `ERROR …` line (what cli/run.ts prints) among its log lines past `from`. */
 async function childError(logFile: string, from: number): Promise<string | undefined> {
@@ -65,11 +70,24 @@ export async function mountInBackground(config: Config, o: MountOptions, say: Sa
   const fd = openSync(errFile, 'w', 0o600);
   const cli = fileURLToPath(new URL('../cli/index.js', import.meta.url));
   const args = [cli, 'mount', o.mountpoint, '--foreground', '--log-file', logFile, '--cache-size', String(o.cacheSizeBytes), ...(o.debug ? ['--debug'] : []), ...(o.fuse ? ['--fuse', o.fuse] : [])];
-  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: process.env });
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd, 'pipe'], env: { ...process.env, [READY_ENV]: String(READY_FD) } });
   trace('parent: spawned');
   closeSync(fd);
+  // Woken by the child's ready line or its exit, else by the poll timer.
+  let nudged = false;
+  let endWait: (() => void) | undefined;
+  const nudge = (): void => {
+    nudged = true;
+    endWait?.();
+  };
+  const readyPipe = child.stdio[READY_FD] as Readable;
+  readyPipe.on('data', nudge);
+  readyPipe.on('error', () => undefined);
   let exited: number | null | undefined;
-  child.on('exit', (code) => (exited = code));
+  child.on('exit', (code) => {
+    exited = code;
+    nudge();
+  });
   const deadline = Date.now() + START_DEADLINE_MS;
   while (Date.now() < deadline) {
     if (exited !== undefined) {
@@ -80,12 +98,20 @@ export async function mountInBackground(config: Config, o: MountOptions, say: Sa
     // The log first: it is the cheapest, and the last of the three to become true.
     if ((await saidReady(logFile, logStart, o.mountpoint)) && isSregMount(await mountEntry(o.mountpoint)) && (await stat(o.mountpoint).then(() => true, () => false))) {
       trace('parent: saw ready');
+      readyPipe.destroy();
       child.unref();
       say.result(`mounted Dropbox on ${o.mountpoint} (pid ${child.pid}, log ${logFile}); stop it with: sreg unmount ${o.mountpoint}`);
       return;
     }
-    await sleep(POLL_MS);
+    if (!nudged) {
+      const ac = new AbortController();
+      await Promise.race([sleep(POLL_MS, undefined, { signal: ac.signal }).catch(() => undefined), new Promise<void>((r) => (endWait = r))]);
+      ac.abort();
+    }
+    nudged = false;
+    endWait = undefined;
   }
+  readyPipe.destroy();
   child.kill('SIGTERM');
   throw new UsageError(`the mount did not answer within ${START_DEADLINE_MS / 1000} s; see ${logFile}`, 1);
 }
