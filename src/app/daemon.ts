@@ -1,24 +1,20 @@
 /**
- * `sreg mount DIR` without --foreground: checks first (preflight.ts, all but loading libfuse), then starts
- * `sreg mount DIR --foreground --log-file LOG` detached and returns once the mount answers
+ * `sreg mount DIR` without --foreground: checks first (preflight.ts, all but loading libfuse), then lets
+ * `sreg mount DIR --foreground --log-file LOG` start (mount-child.ts: spawned detached, usually
+ * before the checks, by cli/index.ts, and waiting for our `go`) and returns once the mount answers
  * (its `ready: mounted on DIR` line in the log). When the child fails, its own one-line
  * `ERROR …` and exit code are passed on as they are: a wrong token is exit 4, a second mount
  * of the same state exit 6, a read-only cache folder exit 7 — never a dump of the log.
  */
-import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
-import { mkdir, readFile, stat } from 'node:fs/promises';
-import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { readFile, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/index.js';
 import { UsageError } from '../registry/errors.js';
 import type { AdapterName } from './fuse-adapter.js';
-import { logFileFor, openMountState } from './mount-state.js';
+import { spawnMountChild, type MountChild } from './mount-child.js';
+import { openMountState } from './mount-state.js';
 import { mountChecks } from './preflight.js';
 import { isSregMount, mountEntry } from './procfs.js';
-import { READY_ENV, READY_FD } from './ready-signal.js';
 import { trace } from '../util/trace.js';
 
 export interface MountOptions {
@@ -51,28 +47,23 @@ async function childError(logFile: string, from: number): Promise<string | undef
   return line?.slice('ERROR '.length);
 }
 
-export async function mountInBackground(config: Config, o: MountOptions, say: Say): Promise<void> {
+export async function mountInBackground(config: Config, o: MountOptions, say: Say, early?: MountChild): Promise<void> {
   trace('parent: mountInBackground');
-  const state = openMountState(config);
   try {
-    // libfuse and the adapter are loaded by the mount itself (serve.ts), which logs which one and why.
-    await mountChecks(config, o.mountpoint, state, (l) => say.info(l));
-  } finally {
-    state.close();
+    const state = openMountState(config);
+    try {
+      // libfuse and the adapter are loaded by the mount itself (serve.ts), which logs which one and why.
+      await mountChecks(config, o.mountpoint, state, (l) => say.info(l));
+    } finally {
+      state.close();
+    }
+  } catch (e) {
+    early?.cancel();
+    throw e;
   }
-  const logFile = logFileFor(config, o.mountpoint);
-  await mkdir(path.dirname(logFile), { recursive: true, mode: 0o700 });
+  const mc = early ?? spawnMountChild(config, { mountpoint: o.mountpoint, cacheSize: String(o.cacheSizeBytes), debug: o.debug, fuse: o.fuse }, process.env);
+  const { child, pipe: readyPipe, logFile, errFile } = mc;
   const logStart = await stat(logFile).then((s) => s.size, () => 0); // this mount's lines come after it
-  // The child writes its log itself (levels, rotation, SIGHUP). Its stdout/stderr — its one
-  // ERROR line if it fails, a crash's stack trace, libfuse's --debug trace — go to a file of
-  // their own, emptied at each start, so that the log stays within its bound.
-  const errFile = `${logFile}.stderr`;
-  const fd = openSync(errFile, 'w', 0o600);
-  const cli = fileURLToPath(new URL('../cli/index.js', import.meta.url));
-  const args = [cli, 'mount', o.mountpoint, '--foreground', '--log-file', logFile, '--cache-size', String(o.cacheSizeBytes), ...(o.debug ? ['--debug'] : []), ...(o.fuse ? ['--fuse', o.fuse] : [])];
-  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd, 'pipe'], env: { ...process.env, [READY_ENV]: String(READY_FD) } });
-  trace('parent: spawned');
-  closeSync(fd);
   // Woken by the child's ready line or its exit, else by the poll timer.
   let nudged = false;
   let endWait: (() => void) | undefined;
@@ -80,14 +71,14 @@ export async function mountInBackground(config: Config, o: MountOptions, say: Sa
     nudged = true;
     endWait?.();
   };
-  const readyPipe = child.stdio[READY_FD] as Readable;
   readyPipe.on('data', nudge);
-  readyPipe.on('error', () => undefined);
-  let exited: number | null | undefined;
+  let exited: number | null | undefined = child.exitCode !== null || child.signalCode !== null ? child.exitCode : undefined;
   child.on('exit', (code) => {
     exited = code;
     nudge();
   });
+  mc.go();
+  trace('parent: go');
   const deadline = Date.now() + START_DEADLINE_MS;
   while (Date.now() < deadline) {
     if (exited !== undefined) {

@@ -1,35 +1,59 @@
 /**
- * How a background mount tells its `sreg mount` parent that it is ready, at once instead of at
- * the parent's next look at the log: the parent gives the child a pipe as file descriptor
- * READY_FD and names it in SREG_READY_FD; the child writes one line on it when it has logged
- * `ready` and closes it. The parent still checks the log, the kernel mount and the folder before
- * it believes it (daemon.ts), and still looks on its own every so often, so a lost line costs
- * time, never a wrong answer. A mount started by hand (--foreground) has no SREG_READY_FD and
- * writes nothing: file descriptor 3 may be anything there.
+ * The pipe between a background mount and its `sreg mount` parent (file descriptor READY_FD of
+ * the child, named in SREG_READY_FD). Both ways:
+ *  - `go`: the parent spawns the mount before its own checks (so that the child's start-up, most
+ *    of it loading modules, overlaps them) and writes `go` once they passed; until then the
+ *    child touches nothing (no log, no state, no mount). A pipe that ends without `go` (the
+ *    checks failed, the parent died) makes the child exit quietly.
+ *  - `ready`: the child writes it when it has logged `ready`, so the parent looks at once
+ *    instead of at its next poll. The parent still checks the log, the kernel mount and the
+ *    folder before it believes it (daemon.ts), so a lost line costs time, never a wrong answer.
+ * A mount started by hand (--foreground) has no SREG_READY_FD: file descriptor 3 may be anything there.
  */
-import { closeSync, writeSync } from 'node:fs';
+import { Socket } from 'node:net';
 
 export const READY_FD = 3;
 export const READY_ENV = 'SREG_READY_FD';
 
-/** The pipe's descriptor, if this process was started with one; forgotten by the environment, so that no child of ours inherits the claim. */
-export function takeReadyFd(env: NodeJS.ProcessEnv = process.env): number | undefined {
-  const v = env[READY_ENV];
-  delete env[READY_ENV];
-  return v === String(READY_FD) ? READY_FD : undefined;
+export interface ParentChannel {
+  /** true once the parent said `go`; false if the pipe ended first. */
+  readonly go: Promise<boolean>;
+  /** Writes `ready` and closes the pipe; a parent gone already is no failure. */
+  ready(): void;
 }
 
-/** Writes `ready` on the pipe and closes it; a parent gone already is no failure. */
-export function signalReady(fd: number | undefined): void {
-  if (fd === undefined) return;
-  try {
-    writeSync(fd, 'ready\n');
-  } catch {
-    /* the parent is gone (EPIPE) or gave up: it reads the log anyway */
-  }
-  try {
-    closeSync(fd);
-  } catch {
-    /* already closed */
-  }
+let taken: ParentChannel | null | undefined;
+
+/**
+ * This process's pipe to its parent, if it was started with one (memoized); forgotten by the
+ * environment, so that no child of ours inherits the claim.
+ */
+export function parentChannel(env: NodeJS.ProcessEnv = process.env): ParentChannel | undefined {
+  if (taken !== undefined) return taken ?? undefined;
+  const v = env[READY_ENV];
+  delete env[READY_ENV];
+  taken = v === String(READY_FD) ? open(READY_FD) : null;
+  return taken ?? undefined;
+}
+
+function open(fd: number): ParentChannel {
+  const sock = new Socket({ fd, readable: true, writable: true });
+  sock.on('error', () => undefined);
+  let text = '';
+  const go = new Promise<boolean>((resolve) => {
+    sock.on('data', (d: Buffer) => {
+      text += d.toString('utf8');
+      if (text.includes('go\n')) resolve(true);
+    });
+    sock.on('close', () => resolve(false));
+    sock.on('end', () => resolve(false));
+  });
+  // Once told to go, the pipe must not keep the mount alive.
+  void go.then(() => sock.unref());
+  return {
+    go,
+    ready: () => {
+      if (!sock.destroyed) sock.end('ready\n');
+    },
+  };
 }

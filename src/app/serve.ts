@@ -24,7 +24,7 @@ import type { MountLog } from './mount-log.js';
 import { logFileFor, openMountState, stateDirOf } from './mount-state.js';
 import { loadFuse, mountChecks } from './preflight.js';
 import { detachDeadMount, processStart } from './procfs.js';
-import { signalReady, takeReadyFd } from './ready-signal.js';
+import { parentChannel } from './ready-signal.js';
 import { trace } from '../util/trace.js';
 
 const humanBytes = (n: number): string => (n >= 1e9 ? `${(n / 1e9).toFixed(1)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${n} bytes`);
@@ -48,7 +48,6 @@ export async function serveMount(config: Config, o: MountOptions, mlog: MountLog
 async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Lifecycle): Promise<void> {
   const log = (line: string): void => mlog.info(line);
   trace('serve');
-  const readyFd = takeReadyFd();
   const state = openMountState(config);
   life.defer('the mount state database', () => state.close());
   await mountChecks(config, o.mountpoint, state, log);
@@ -242,7 +241,7 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
   });
   trace('ready');
   log(`ready: mounted on ${o.mountpoint}`);
-  signalReady(readyFd);
+  parentChannel()?.ready();
   await done;
   // The orderly stop: undo in reverse, but answer `sreg unmount` only once the kernel mount is gone.
   await life.unwind();

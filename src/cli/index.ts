@@ -11,10 +11,12 @@
  */
 import { createRequire } from 'node:module';
 import type { CommandModule } from 'yargs';
-import { OPTIONS } from '../config/index.js';
+import path from 'node:path';
+import type { MountChild } from '../app/mount-child.js';
+import { flagsAsEnv, loadConfig, OPTIONS } from '../config/index.js';
 import { trace } from '../util/trace.js';
 import { commandWord } from './command-word.js';
-import { parseMountFast } from './fast-mount.js';
+import { parseMountFast, type FastMountArgs } from './fast-mount.js';
 
 type Commands = CommandModule<any, any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -42,9 +44,10 @@ const MODULES: { names: string[]; load: () => Promise<Commands> }[] = [
 const argv = process.argv.slice(2);
 const fast = parseMountFast(argv);
 if (fast) {
+  const early = fast.foreground ? undefined : await spawnEarly(fast);
   const { runMount } = await import('./commands/mount-run.js');
   trace('cli: modules loaded');
-  await runMount(fast);
+  await runMount(fast, early);
 } else {
   await viaYargs(argv);
 }
@@ -86,4 +89,23 @@ async function viaYargs(argv: string[]): Promise<void> {
       process.exit(2);
     })
     .parseAsync();
+}
+
+/**
+ * A background mount's process, started before anything else is loaded: it loads its modules
+ * while we load ours and run the checks, then waits for our `go` (app/mount-child.ts). Anything
+ * unusual here (a setting that does not parse, a cache folder we cannot write) is left to the
+ * ordinary path, which says what is wrong.
+ */
+async function spawnEarly(a: FastMountArgs): Promise<MountChild | undefined> {
+  try {
+    const { spawnMountChild } = await import('../app/mount-child.js');
+    const env = { ...process.env, ...flagsAsEnv(a) };
+    const config = loadConfig(env);
+    const child = spawnMountChild(config, { mountpoint: path.resolve(a.dir), cacheSize: a['cache-size'], debug: a.debug, fuse: a.fuse }, env);
+    trace('parent: spawned');
+    return child;
+  } catch {
+    return undefined;
+  }
 }

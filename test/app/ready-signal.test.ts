@@ -1,28 +1,48 @@
-/** A background mount's ready line to its parent (app/ready-signal.ts). */
+/** The pipe between a background mount and its parent (app/ready-signal.ts), both ways. */
 import { spawn } from 'node:child_process';
+import type { Duplex } from 'node:stream';
 import test from 'ava';
-import { READY_ENV, READY_FD, signalReady, takeReadyFd } from '../../src/app/ready-signal.js';
+import { parentChannel, READY_ENV, READY_FD } from '../../src/app/ready-signal.js';
 
-test('the descriptor is taken only when the parent named it, and forgotten by the environment', (t) => {
-  const env: NodeJS.ProcessEnv = { [READY_ENV]: String(READY_FD), OTHER: 'x' };
-  t.is(takeReadyFd(env), READY_FD);
-  t.false(READY_ENV in env, 'no child of the mount inherits it');
-  t.is(env.OTHER, 'x');
-  t.is(takeReadyFd({}), undefined, 'a mount started by hand writes nothing on fd 3');
-  t.is(takeReadyFd({ [READY_ENV]: '7' }), undefined);
-  t.notThrows(() => signalReady(undefined));
+const MOD = new URL('../../src/app/ready-signal.js', import.meta.url).href;
+
+/** A child that waits for `go`, then prints `went` on stdout and says `ready` on the pipe; or prints `no go`. */
+function startChild(withPipe = true): { pipe: Duplex; out: Promise<string>; exit: Promise<number | null> } {
+  const code = `const m = await import(${JSON.stringify(MOD)}); const p = m.parentChannel();
+    if (!p) { process.stdout.write('no pipe'); process.exit(0); }
+    if (!(await p.go)) { process.stdout.write('no go'); process.exit(0); }
+    process.stdout.write('went ' + (process.env.${READY_ENV} ?? 'unset')); p.ready(); setTimeout(() => {}, 200);`;
+  const env = withPipe ? { ...process.env, [READY_ENV]: String(READY_FD) } : { ...process.env };
+  const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit', 'pipe'], env });
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  const exit = new Promise<number | null>((r) => child.on('exit', r));
+  return { pipe: child.stdio[READY_FD] as Duplex, out: exit.then(() => out), exit };
+}
+
+test('without SREG_READY_FD there is no pipe (a mount started by hand: fd 3 may be anything)', (t) => {
+  t.is(parentChannel({}), undefined);
 });
 
-test('a child writes its ready line on the pipe and closes it', async (t) => {
-  const mod = new URL('../../src/app/ready-signal.js', import.meta.url).href;
-  const code = `const m = await import(${JSON.stringify(mod)}); m.signalReady(m.takeReadyFd()); setTimeout(() => {}, 300);`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'ignore', 'inherit', 'pipe'], env: { ...process.env, [READY_ENV]: String(READY_FD) } });
-  const pipe = child.stdio[READY_FD] as NodeJS.ReadableStream;
-  let text = '';
-  pipe.on('data', (d: Buffer) => (text += d.toString()));
-  // The pipe ends when the child closes it, before the child exits.
-  await new Promise<void>((r) => pipe.on('end', () => r()));
-  t.is(child.exitCode, null, 'closed by the child, not by its exit');
-  t.is(text, 'ready\n');
-  await new Promise((r) => child.on('exit', r));
+test('the child waits for go, forgets the variable, says ready on the pipe and closes it', async (t) => {
+  const c = startChild();
+  let said = '';
+  c.pipe.on('data', (d: Buffer) => (said += d.toString()));
+  const ended = new Promise<void>((r) => c.pipe.on('end', () => r()));
+  c.pipe.write('go\n');
+  await ended;
+  t.is(said, 'ready\n');
+  t.is(await c.out, 'went unset', 'no child of the mount inherits the claim');
+});
+
+test('a pipe that ends without go: the child exits 0 and does nothing', async (t) => {
+  const c = startChild();
+  c.pipe.destroy();
+  t.is(await c.exit, 0);
+  t.is(await c.out, 'no go');
+});
+
+test('a child started without the variable does not wait', async (t) => {
+  const c = startChild(false);
+  t.is(await c.out, 'no pipe');
 });

@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { parseAdapter } from '../../app/fuse-adapter.js';
 import { StartAborted } from '../../app/lifecycle.js';
+import type { MountChild } from '../../app/mount-child.js';
 import { UsageError } from '../../registry/errors.js';
 import { parseBytes } from '../../util/bytes.js';
 import { run, type GlobalArgs } from '../run.js';
@@ -27,7 +28,18 @@ export function exitWhenDone(): void {
   setImmediate(() => process.exit(process.exitCode ?? 0));
 }
 
-export function runMount(a: MountArgs): Promise<void> {
+/** The mount process of a background mount: its modules loaded, it waits for its parent's `go` (ready-signal.ts). */
+async function awaitParentGo(): Promise<void> {
+  const { parentChannel } = await import('../../app/ready-signal.js');
+  const parent = parentChannel();
+  if (!parent) return;
+  await Promise.all([import('../../app/mount-log.js'), import('../../app/serve.js')]);
+  // The parent's checks failed, or it is gone: nothing was touched, nothing to say.
+  if (!(await parent.go)) process.exit(0);
+}
+
+export async function runMount(a: MountArgs, early?: MountChild): Promise<void> {
+  if (a.foreground) await awaitParentGo();
   return run(a, async (s) => {
     let cacheSizeBytes: number;
     try {
@@ -40,7 +52,7 @@ export function runMount(a: MountArgs): Promise<void> {
     const o = { mountpoint: path.resolve(a.dir), cacheSizeBytes, foreground: a.foreground ?? false, debug: a.debug ?? false, logFile, fuse };
     if (!o.foreground) {
       const { mountInBackground } = await import('../../app/daemon.js');
-      return mountInBackground(s.config, o, s.out);
+      return mountInBackground(s.config, o, s.out, early);
     }
     // Loaded only here: the parent of a background mount needs none of the mount's parts.
     const [{ openMountLog }, { serveMount }] = await Promise.all([import('../../app/mount-log.js'), import('../../app/serve.js')]);
