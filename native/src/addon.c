@@ -366,7 +366,7 @@ static napi_value js_version(napi_env env, napi_callback_info info) {
 
 /*
  * A mount in the foreground (no `sreg mount` parent to set MALLOC_*_ for it, see
- * src/app/daemon.ts mountProcessEnv): 1 MiB write buffers and socket buffers from the heap,
+ * src/app/mount-child.ts mountProcessEnv): 1 MiB write buffers and socket buffers from the heap,
  * which keeps up to 64 MiB free, rather than fresh memory for each. Settings the user gave
  * in the environment win.
  */

@@ -1,20 +1,18 @@
 /**
- * `sreg mount DIR` without --foreground: checks first (preflight.ts, all but loading libfuse), then starts
- * `sreg mount DIR --foreground --log-file LOG` detached and returns once the mount answers
+ * `sreg mount DIR` without --foreground: checks first (preflight.ts, all but loading libfuse), then lets
+ * `sreg mount DIR --foreground --log-file LOG` start (mount-child.ts: spawned detached, usually
+ * before the checks, by cli/index.ts, and waiting for our `go`) and returns once the mount answers
  * (its `ready: mounted on DIR` line in the log). When the child fails, its own one-line
  * `ERROR …` and exit code are passed on as they are: a wrong token is exit 4, a second mount
  * of the same state exit 6, a read-only cache folder exit 7 — never a dump of the log.
  */
-import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
-import { mkdir, readFile, stat } from 'node:fs/promises';
-import path from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/index.js';
 import { UsageError } from '../registry/errors.js';
 import type { AdapterName } from './fuse-adapter.js';
-import { logFileFor, openMountState } from './mount-state.js';
+import { spawnMountChild, type MountChild } from './mount-child.js';
+import { openMountState } from './mount-state.js';
 import { mountChecks } from './preflight.js';
 import { isSregMount, mountEntry } from './procfs.js';
 import { trace } from '../util/trace.js';
@@ -36,8 +34,11 @@ export interface Say {
 }
 
 const START_DEADLINE_MS = 120_000;
-/** How often the parent looks for the child's `ready` (its log line, a few hundred bytes). */
-const POLL_MS = 15;
+/**
+ * How often the parent looks for the child's `ready` (its log line, a few hundred bytes) on its
+ * own; it looks at once when the child writes on its ready pipe (ready-signal.ts) or exits.
+ */
+const POLL_MS = 100;
 
 /** The child's one `ERROR …` line (what cli/run.ts prints) among its log lines past `from`. */
 async function childError(logFile: string, from: number): Promise<string | undefined> {
@@ -46,43 +47,38 @@ async function childError(logFile: string, from: number): Promise<string | undef
   return line?.slice('ERROR '.length);
 }
 
-/**
- * The mount process's environment: ours, plus glibc malloc settings unless already set. A
- * FUSE write arrives in a fresh 1 MiB buffer (the native adapter copies it out of libfuse's),
- * socket data in 64 KiB ones: with glibc's defaults such buffers come from mmap or a heap that
- * is trimmed as soon as they are freed, so every one is new memory the kernel must fault in,
- * which measured as a third of the mount's CPU while `cp` wrote into it (cp of 256 MiB: mount
- * CPU 1.7 s → 1.1 s, cp 5.5 s → 3.2 s on the native adapter, /tmp/pc-style runs, 2026-12-02).
- * Buffers under 8 MiB come from the heap, which keeps up to 64 MiB free before it shrinks.
- */
-export function mountProcessEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  return { MALLOC_MMAP_THRESHOLD_: String(8 << 20), MALLOC_TRIM_THRESHOLD_: String(64 << 20), ...env };
-}
-
-export async function mountInBackground(config: Config, o: MountOptions, say: Say): Promise<void> {
+export async function mountInBackground(config: Config, o: MountOptions, say: Say, early?: MountChild): Promise<void> {
   trace('parent: mountInBackground');
-  const state = openMountState(config);
   try {
-    // libfuse and the adapter are loaded by the mount itself (serve.ts), which logs which one and why.
-    await mountChecks(config, o.mountpoint, state, (l) => say.info(l));
-  } finally {
-    state.close();
+    const state = openMountState(config);
+    try {
+      // libfuse and the adapter are loaded by the mount itself (serve.ts), which logs which one and why.
+      await mountChecks(config, o.mountpoint, state, (l) => say.info(l));
+    } finally {
+      state.close();
+    }
+  } catch (e) {
+    early?.cancel();
+    throw e;
   }
-  const logFile = logFileFor(config, o.mountpoint);
-  await mkdir(path.dirname(logFile), { recursive: true, mode: 0o700 });
+  const mc = early ?? spawnMountChild(config, { mountpoint: o.mountpoint, cacheSize: String(o.cacheSizeBytes), debug: o.debug, fuse: o.fuse }, process.env);
+  const { child, pipe: readyPipe, logFile, errFile } = mc;
   const logStart = await stat(logFile).then((s) => s.size, () => 0); // this mount's lines come after it
-  // The child writes its log itself (levels, rotation, SIGHUP). Its stdout/stderr — its one
-  // ERROR line if it fails, a crash's stack trace, libfuse's --debug trace — go to a file of
-  // their own, emptied at each start, so that the log stays within its bound.
-  const errFile = `${logFile}.stderr`;
-  const fd = openSync(errFile, 'w', 0o600);
-  const cli = fileURLToPath(new URL('../cli/index.js', import.meta.url));
-  const args = [cli, 'mount', o.mountpoint, '--foreground', '--log-file', logFile, '--cache-size', String(o.cacheSizeBytes), ...(o.debug ? ['--debug'] : []), ...(o.fuse ? ['--fuse', o.fuse] : [])];
-  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: mountProcessEnv(process.env) });
-  trace('parent: spawned');
-  closeSync(fd);
-  let exited: number | null | undefined;
-  child.on('exit', (code) => (exited = code));
+  // Woken by the child's ready line or its exit, else by the poll timer.
+  let nudged = false;
+  let endWait: (() => void) | undefined;
+  const nudge = (): void => {
+    nudged = true;
+    endWait?.();
+  };
+  readyPipe.on('data', nudge);
+  let exited: number | null | undefined = child.exitCode !== null || child.signalCode !== null ? child.exitCode : undefined;
+  child.on('exit', (code) => {
+    exited = code;
+    nudge();
+  });
+  mc.go();
+  trace('parent: go');
   const deadline = Date.now() + START_DEADLINE_MS;
   while (Date.now() < deadline) {
     if (exited !== undefined) {
@@ -93,12 +89,20 @@ export async function mountInBackground(config: Config, o: MountOptions, say: Sa
     // The log first: it is the cheapest, and the last of the three to become true.
     if ((await saidReady(logFile, logStart, o.mountpoint)) && isSregMount(await mountEntry(o.mountpoint)) && (await stat(o.mountpoint).then(() => true, () => false))) {
       trace('parent: saw ready');
+      readyPipe.destroy();
       child.unref();
       say.result(`mounted Dropbox on ${o.mountpoint} (pid ${child.pid}, log ${logFile}); stop it with: sreg unmount ${o.mountpoint}`);
       return;
     }
-    await sleep(POLL_MS);
+    if (!nudged) {
+      const ac = new AbortController();
+      await Promise.race([sleep(POLL_MS, undefined, { signal: ac.signal }).catch(() => undefined), new Promise<void>((r) => (endWait = r))]);
+      ac.abort();
+    }
+    nudged = false;
+    endWait = undefined;
   }
+  readyPipe.destroy();
   child.kill('SIGTERM');
   throw new UsageError(`the mount did not answer within ${START_DEADLINE_MS / 1000} s; see ${logFile}`, 1);
 }

@@ -9,12 +9,9 @@ import { DB_FILE_NAME, MountRegistry, MountStateDb, RegistryDb, privateDir } fro
 import type { Config } from '../config/index.js';
 import { LocalError } from '../dropbox/errors.js';
 
-export const stateDirOf = (config: Config): string => path.join(config.cacheDir, 'sreg');
+import { stateDirOf } from './mount-paths.js';
 
-export function logFileFor(config: Config, mountpoint: string): string {
-  const safe = mountpoint.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^_+/, '');
-  return path.join(stateDirOf(config), 'logs', `mount-${safe || 'root'}.log`);
-}
+export { logFileFor, stateDirOf } from './mount-paths.js';
 
 /** The cache folder's `sreg/` exists, is 0700 and writable; else one clear error (exit 7). */
 export function checkCacheFolder(config: Config): void {

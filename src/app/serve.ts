@@ -22,8 +22,9 @@ import { Lifecycle } from './lifecycle.js';
 import type { MountStatus } from './mount-clients.js';
 import type { MountLog } from './mount-log.js';
 import { logFileFor, openMountState, stateDirOf } from './mount-state.js';
-import { preflight } from './preflight.js';
+import { loadFuse, mountChecks } from './preflight.js';
 import { detachDeadMount, processStart } from './procfs.js';
+import { parentChannel } from './ready-signal.js';
 import { trace } from '../util/trace.js';
 
 const humanBytes = (n: number): string => (n >= 1e9 ? `${(n / 1e9).toFixed(1)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${n} bytes`);
@@ -49,8 +50,7 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
   trace('serve');
   const state = openMountState(config);
   life.defer('the mount state database', () => state.close());
-  const fuse = await preflight(config, o.mountpoint, state, log, o.fuse);
-  log(`FUSE adapter: ${fuse.label}`);
+  await mountChecks(config, o.mountpoint, state, log);
   life.checkpoint();
   const db = RegistryDb.open(config.databaseDir);
   life.defer('sregistry.db', () => db.close());
@@ -65,24 +65,20 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
     log,
   });
   life.defer('the Dropbox client', () => client.close());
-  const account = await client.currentAccount();
-  log(`connected to ${account.displayName}`);
+  // Whose Dropbox this is decides whether the saved catalog may be served, so nothing is mounted
+  // before the answer; meanwhile (a round trip, a TLS handshake with Dropbox) libfuse is loaded
+  // and the block cache opened. A failure is thrown where it is awaited, below.
+  const accountP = client.currentAccount();
+  accountP.catch(() => undefined);
+  const fuse = await loadFuse(o.fuse, log);
+  log(`FUSE adapter: ${fuse.label}`);
+  trace('fuse loaded');
   life.checkpoint();
   const base = stateDirOf(config);
   const spoolDir = path.join(base, 'spool');
   const blocksDir = config.disableCache ? await mkdtemp(path.join(tmpdir(), 'sreg-cache-')) : path.join(base, 'blocks');
   await mkdir(spoolDir, { recursive: true, mode: 0o700 });
   await mkdir(blocksDir, { recursive: true, mode: 0o700 });
-
-  const started = Date.now();
-  const mirror = new RemoteMirror(state.db.fast);
-  // A complete saved catalog is served at once; its catch-up with Dropbox runs in the background.
-  const sync = new CatalogSync({ mirror, db: state.db.fast, client, identity: { endpoint: config.endpoint ?? 'https://api.dropboxapi.com' }, log, catchUpInBackground: true });
-  await sync.start(account);
-  life.defer('the catalog sync', () => sync.stop());
-  log(`catalog ready: ${sync.status().entries} entries in ${Date.now() - started} ms`);
-  trace('catalog');
-  life.checkpoint();
   const cache = await BlockCache.open({
     db: config.disableCache ? null : state.db.fast,
     dir: blocksDir,
@@ -93,6 +89,21 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
     log,
   });
   life.defer('the block cache', () => cache.close());
+  trace('block cache');
+  const account = await accountP;
+  log(`connected to ${account.displayName}`);
+  trace('account');
+  life.checkpoint();
+
+  const started = Date.now();
+  const mirror = new RemoteMirror(state.db.fast);
+  // A complete saved catalog is served at once; its catch-up with Dropbox runs in the background.
+  const sync = new CatalogSync({ mirror, db: state.db.fast, client, identity: { endpoint: config.endpoint ?? 'https://api.dropboxapi.com' }, log, catchUpInBackground: true });
+  await sync.start(account);
+  life.defer('the catalog sync', () => sync.stop());
+  log(`catalog ready: ${sync.status().entries} entries in ${Date.now() - started} ms`);
+  trace('catalog');
+  life.checkpoint();
   const uploads = new UploadQueue({
     db: state.db.durable,
     spoolDir,
@@ -145,6 +156,7 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
   uploads.start();
   life.defer('the upload queue', () => uploads.stop());
   life.checkpoint();
+  trace('vfs');
 
   const mounted = await fuse.mount(o.mountpoint, vfs, { log, uid, gid, debug: o.debug, cache });
   life.defer(`the kernel mount on ${o.mountpoint}`, async () => {
@@ -154,6 +166,7 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
     });
   });
   mlog.debug(`kernel mount up on ${o.mountpoint}`);
+  trace('kernel mount');
   life.checkpoint();
   await fuse.raiseReadahead(o.mountpoint, log);
 
@@ -228,6 +241,7 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
   });
   trace('ready');
   log(`ready: mounted on ${o.mountpoint}`);
+  parentChannel()?.ready();
   await done;
   // The orderly stop: undo in reverse, but answer `sreg unmount` only once the kernel mount is gone.
   await life.unwind();

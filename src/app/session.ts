@@ -6,7 +6,7 @@
  */
 import { loadConfig, type Config } from '../config/index.js';
 import { RegistryDb } from '../catalog/index.js';
-import { DropboxClient } from '../dropbox/client.js';
+import type { DropboxClient } from '../dropbox/client.js';
 import type { Output } from '../cli/output.js';
 
 export class Session {
@@ -39,6 +39,8 @@ export class Session {
     if (this.clientHandle) return this.clientHandle;
     this.banner();
     const c = this.config;
+    // Loaded here: commands that never connect (status, unmount, a mount's parent) skip the client's modules.
+    const { DropboxClient } = await import('../dropbox/client.js');
     const client = new DropboxClient({
       endpoint: c.endpoint,
       accessToken: c.accessToken,

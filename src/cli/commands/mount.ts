@@ -1,23 +1,9 @@
 /** `sreg mount DIR`, `sreg unmount DIR`, `sreg status`: the registry as a filesystem. */
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
-import { mountInBackground } from '../../app/daemon.js';
-import { parseAdapter } from '../../app/fuse-adapter.js';
 import { mountStatus, unmount, type MountStatus } from '../../app/mount-clients.js';
-import { StartAborted } from '../../app/lifecycle.js';
-import { openMountLog } from '../../app/mount-log.js';
-import { UsageError } from '../../registry/errors.js';
-import { parseBytes } from '../../util/bytes.js';
 import { run, type GlobalArgs } from '../run.js';
-
-/**
- * Exits once the command is done: a probe of a mount that does not answer (a stopped process)
- * was given up after its deadline, but its readdir still occupies a libuv thread and would keep
- * the process alive. stdout/stderr are synchronous on Linux (files, pipes, terminals).
- */
-function exitWhenDone(): void {
-  setImmediate(() => process.exit(process.exitCode ?? 0));
-}
+import { exitWhenDone, runMount } from './mount-run.js';
 
 type Cmd<A> = CommandModule<GlobalArgs, GlobalArgs & A>;
 
@@ -31,33 +17,7 @@ export const mountCommand: Cmd<{ dir: string; foreground?: boolean; 'cache-size'
       .option('cache-size', { type: 'string', default: '10Gi', describe: 'block cache budget (e.g. 500M, 10Gi)' })
       .option('fuse', { type: 'string', describe: 'FUSE adapter: native (libfuse 3) or fuse-native (libfuse 2); default SREG_FUSE, else native when it loads' })
       .option('log-file', { type: 'string', hidden: true, describe: 'with --foreground: log to this file (rotated, reopened on SIGHUP)' }),
-  handler: (a) =>
-    run(a, async (s) => {
-      let cacheSizeBytes: number;
-      try {
-        cacheSizeBytes = parseBytes(a['cache-size']);
-      } catch (e) {
-        throw new UsageError(`--cache-size: ${(e as Error).message}`);
-      }
-      const logFile = a['log-file'] ? path.resolve(a['log-file']) : undefined;
-      const fuse = parseAdapter(a.fuse, '--fuse');
-      const o = { mountpoint: path.resolve(a.dir), cacheSizeBytes, foreground: a.foreground ?? false, debug: a.debug ?? false, logFile, fuse };
-      if (!o.foreground) return mountInBackground(s.config, o, s.out);
-      const log = openMountLog({ file: logFile, debug: o.debug, maxBytes: s.config.logMaxBytes });
-      try {
-        // Loaded only here: the parent of a background mount needs none of the mount's parts.
-        const { serveMount } = await import('../../app/serve.js');
-        await serveMount(s.config, o, log);
-      } catch (e) {
-        // Stopped on request before it was ready: nothing was left behind, and that is a clean stop.
-        if (!(e instanceof StartAborted)) throw e;
-        log.info(`${e.message}: nothing left mounted`);
-      } finally {
-        log.close();
-        // Everything is closed; fuse-native's thread must not keep us alive.
-        setImmediate(() => process.exit(process.exitCode ?? 0));
-      }
-    }).then(exitWhenDone),
+  handler: (a) => runMount(a),
 };
 
 export const unmountCommand: Cmd<{ dir: string }> = {

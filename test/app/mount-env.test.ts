@@ -1,6 +1,6 @@
-/** The mount process's environment (app/daemon.ts mountProcessEnv): glibc malloc settings added, the user's kept. */
+/** The mount process's environment (app/mount-child.ts mountProcessEnv): glibc malloc settings added, the user's kept. */
 import test from 'ava';
-import { mountProcessEnv } from '../../src/app/daemon.js';
+import { mountProcessEnv } from '../../src/app/mount-child.js';
 
 test('the mount process gets heap-friendly malloc settings and everything else of ours', (t) => {
   const env = mountProcessEnv({ PATH: '/usr/bin', SREGISTRY_DROPBOX_TOKEN: 'x' });
