@@ -73,12 +73,3 @@ export async function mountChecks(config: Config, mountpoint: string, state: Mou
     throw new UsageError('no Dropbox token: set SREGISTRY_DROPBOX_TOKEN, or run `sreg backend login dropbox`', 4);
   }
 }
-
-/**
- * The checks, then the FUSE adapter loaded (the mount process itself; its FUSE_MISSING or
- * `--fuse native` error reaches the parent through the child's log).
- */
-export async function preflight(config: Config, mountpoint: string, state: MountState, log: (line: string) => void = () => undefined, wanted?: AdapterName, adapterLog = log): Promise<FuseAdapter> {
-  await mountChecks(config, mountpoint, state, log);
-  return loadFuse(wanted, adapterLog);
-}
