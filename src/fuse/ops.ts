@@ -21,6 +21,7 @@ import type { Vfs } from '../vfs/index.js';
 import { VfsError } from '../vfs/index.js';
 import { checkNameLengths, checkSize, writableBytes } from './limits.js';
 import { reply, type Cb, type Call, type FuseLog } from './reply.js';
+import { staleIfMissing } from './stale.js';
 
 /** The part of the VFS the adapter calls: what a test can implement in memory. */
 export type FuseVfs = Pick<
@@ -65,8 +66,9 @@ export function fuseOps(vfs: FuseVfs, log: FuseLog, opts: FuseOpsOptions = {}): 
     getattr: (p: string, cb: Cb) => on('getattr', [p], cb, () => vfs.getattr(p), okValue),
     access: (p: string, _mode: number, cb: Cb) => on('access', [p], cb, () => exists(p), ok0),
     readdir: (p: string, cb: Cb) => on('readdir', [p], cb, () => vfs.readdir(p), okValue),
+    // The kernel opens only a name it holds: a missing file is a stale name (stale.ts).
     open: (p: string, flags: number, cb: Cb) =>
-      on('open', [p], cb, () => vfs.open(p, flags), okValue, { undo: (fd: number) => vfs.discard(fd) }),
+      on('open', [p], cb, () => staleIfMissing(p, () => vfs.open(p, flags)), okValue, { undo: (fd: number) => vfs.discard(fd) }),
     create: (p: string, _mode: number, cb: Cb) =>
       on('create', [p], cb, () => vfs.create(p), okValue, { undo: (fd: number) => vfs.discard(fd) }),
     // The VFS reads into the kernel's buffer, valid only until we answer: a cache hit costs

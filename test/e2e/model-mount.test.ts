@@ -73,6 +73,8 @@ const finals: { root: string; files: Map<string, { path: string; bytes: Buffer }
 e2eTest('random namespace sequences with crash points through a real mount behave like the model, in every step and in what Dropbox holds', async (t) => {
   t.timeout(20 * 60_000);
   const sut = new MountSut(m, dbx, DRAIN_DEADLINE_MS);
+  sut.libfuse2Hides = /FUSE adapter: fuse-native/.test(await m.log());
+  t.log(`adapter: ${sut.libfuse2Hides ? 'fuse-native' : 'native'}`);
   let n = 0;
   let steps = 0;
   const started = Date.now();

@@ -48,6 +48,22 @@ test('a folder rename moves every inode below it; the target path loses its inod
   t.is(tab.peek('/d/f'), undefined);
 });
 
+test('an entry of the other kind (a folder where a file was) gets a new inode; the old one keeps only its number', (t) => {
+  const tab = new InodeTable();
+  const f = tab.lookup('/x', false);
+  t.is(tab.lookup('/x', false).ino, f.ino, 'the same kind: the same inode');
+  t.is(tab.lookup('/x').ino, f.ino, 'kind not given: the same inode');
+  const d = tab.lookup('/x', true);
+  t.not(d.ino, f.ino);
+  t.true(d.dir);
+  t.is(tab.pathOf(f.ino), undefined, 'the file inode lost its path (the kernel still holds it)');
+  t.is(tab.get(f.ino)?.nlookup, 3);
+  tab.forget(f.ino, 3);
+  t.is(tab.get(f.ino), undefined, 'dropped once the kernel forgets it');
+  t.is(tab.lookup('/', true).ino, ROOT_INO, 'the root is never replaced');
+  t.is(tab.lookup('/', false).ino, ROOT_INO);
+});
+
 interface ModelInode {
   path: string | undefined;
   nlookup: number;
