@@ -231,9 +231,16 @@ export class MountSut implements Sut {
     await this.barrier(p, (s) => s?.isFolder === false && s.size === bytes.length);
   }
 
+  /**
+   * The kernel may hold the deleted name (or another case of it) as a file for the entry
+   * timeout, and decides some calls from that alone (`mv f dir` is EISDIR without asking the
+   * mount): the mount promises another machine's changes within that time (README
+   * Semantics), so the test waits it out instead of dropping the kernel's caches.
+   */
   async remoteDelete(p: string): Promise<void> {
     await this.dbx.filesDeleteV2({ path: this.root + p });
     await this.barrier(p, (s) => s === undefined);
+    await sleep(this.kernelCacheMs);
   }
 
   /** Closes every descriptor still open (a failed run's): the holder process goes, a new one comes when needed. */
@@ -292,9 +299,16 @@ export class MountSut implements Sut {
    *   removed through another case (the kernel still had a/F cached): the rename answers ENOENT,
    *   and g is gone (seed 280835310, path 17:2:3:4:6:9:15:15:8:8). Skipped: renames of a
    *   missing source onto an open file.
+   * - `mv f f` after `mv F b/F` (seed 768772662, path 17:1:3:5:5:8:9:8:8:8:8:6:6:5): the
+   *   kernel still holds `f` (the stale other case), revalidates the target, finds it gone and
+   *   sends RENAME f → f; libfuse 2's high-level rename locks the source and the target node,
+   *   the same node, and waits for itself: the call never reaches the mount and never returns.
+   *   The native adapter answers it (ESTALE: the source is gone, so ENOENT). Skipped: a rename
+   *   onto its own name.
    */
   knownBug(op: Op, model: Model): boolean {
     if (op.k !== 'rename' || !this.libfuse2Hides) return false;
+    if (op.from === op.to) return true;
     const open = (p: string): boolean => (model.nodes.get(lower(p))?.refs ?? 0) > 0;
     if (lower(op.from) === lower(op.to)) return open(op.from);
     return !model.shown(op.from) && open(op.to);

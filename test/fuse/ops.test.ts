@@ -215,3 +215,14 @@ test('exactly once: every operation answers once, whether its work returns, thro
   t.is(signals[4]!.answers[0]!.args[0], errno('EBADF'));
   t.is(signals[7]!.answers[0]!.args[0], errno('ENOTDIR'));
 });
+
+test('getattr of a path that changed kind since the kernel was told (a folder where a file was) answers ESTALE once, then the new kind', async (t) => {
+  const vfs = new TestVfs();
+  const d = driver(vfs);
+  t.is((await d.call('getattr', '/a'))[0], 0);
+  vfs.files.delete('/a');
+  vfs.folders.add('/a');
+  t.is((await d.call('getattr', '/a'))[0], errno('ESTALE'));
+  t.is((await d.call('getattr', '/a'))[0], 0, 'the retry sees the folder');
+  t.is((await d.call('getattr', '/d'))[0], 0, 'a path seen once is as it is');
+});
