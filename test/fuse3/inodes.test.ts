@@ -190,3 +190,22 @@ test('model: lookup, forget, open, release, rename and unlink keep the table con
   );
   t.pass();
 });
+
+test('aliases: the other cases of a path, with their folder inode and name, for the adapter to invalidate', (t) => {
+  const tab = new InodeTable();
+  const a = tab.lookup('/a');
+  const A = tab.lookup('/A');
+  tab.lookup('/a/f');
+  tab.lookup('/a/F');
+  tab.lookup('/A/f');
+  tab.lookup('/a/g');
+  const got = (p: string, except?: string[]): string[] => tab.aliases(p, except).map((x) => `${x.parent}:${x.name}:${x.path}`).sort();
+  t.deepEqual(got('/a/f'), [`${a.ino}:F:/a/F`, `${A.ino}:f:/A/f`].sort());
+  t.deepEqual(got('/a/f', ['/a/f', '/a/F']), [`${A.ino}:f:/A/f`]);
+  t.deepEqual(got('/a/g'), []);
+  tab.unlink('/A/f');
+  t.deepEqual(got('/a/f'), [`${a.ino}:F:/a/F`], 'an unlinked path is no alias');
+  tab.rename('/a', '/b');
+  t.deepEqual(got('/b/f'), [`${a.ino}:F:/b/F`], 'the moved ones are under their new paths, their folder moved with them');
+  t.deepEqual(got('/a/f'), [], 'nothing left under the old ones');
+});
