@@ -31,6 +31,9 @@ import { MountSut, remoteTree, sameAsModel } from './model-sut.js';
  * 40 sequences by default: about 2 minutes per adapter on the 2-core test machine (a sequence
  * takes ~3 s: its prelude uploads from another machine and drains).
  */
+// OPEN, not fixed yet (native adapter; found after the case-alias fixes, not diagnosed):
+// seed 1350300798, path 13:2:3:7:10:11:11:11:11:11:11:7:7:7:7:7: `A/F` open for reading,
+// `mv A b/f` (its folder renamed through another case), then a read through the descriptor fails.
 const RUNS = Number(process.env.SREG_MODEL_MOUNT_RUNS ?? 40);
 const MAX_OPS = Number(process.env.SREG_MODEL_MOUNT_OPS ?? 25);
 const SEED = process.env.SREG_MODEL_SEED ? Number(process.env.SREG_MODEL_SEED) : undefined;
