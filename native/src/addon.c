@@ -335,6 +335,14 @@ static napi_value js_inval_inode(napi_env env, napi_callback_info info) {
   return boolean(env, sreg_inval_queue((uint64_t)num(env, argv[0])) == 0);
 }
 
+static napi_value js_inval_entry(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  char *name = str(env, argv[1]);
+  int rc = name ? sreg_inval_entry_queue((uint64_t)num(env, argv[0]), name) : -EINVAL;
+  free(name);
+  return boolean(env, rc == 0);
+}
+
 static void set_num(napi_env env, napi_value obj, const char *key, double v) {
   napi_value n;
   napi_create_double(env, v, &n);
@@ -397,6 +405,7 @@ static napi_value init(napi_env env, napi_value exports) {
     EXPORT("blockReady", js_block_ready),
     EXPORT("blockGone", js_block_gone),
     EXPORT("invalInode", js_inval_inode),
+    EXPORT("invalEntry", js_inval_entry),
     EXPORT("counters", js_counters),
     EXPORT("version", js_version),
   };

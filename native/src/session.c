@@ -174,35 +174,60 @@ void sreg_call_js(napi_env env, napi_value cb, void *ctx, void *data) {
   msg_free(m);
 }
 
-/* ---- invalidation thread: notify_inval_inode never runs inside a request handler ---- */
+/* ---- invalidation thread: notify_inval_* never runs inside a request handler ----
+ * An entry's invalidation takes the kernel's lock of its folder, which the kernel holds while
+ * a request on that folder waits for its answer: sent from a request handler (or waited for
+ * by one) it would deadlock; from this thread it waits for the lock instead. */
+
+typedef struct inval_item {
+  uint64_t ino;  /* the inode (name == NULL: its pages) or the folder of the entry */
+  char *name;    /* the entry's name (owned), or NULL */
+} inval_item;
 
 static pthread_t inval_thread;
 static pthread_mutex_t inval_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t inval_cond = PTHREAD_COND_INITIALIZER;
-static uint64_t *inval_q;
-static size_t inval_n, inval_cap;
+static inval_item *inval_q;
+static size_t inval_head, inval_n, inval_cap;
 static int inval_stop, inval_running;
 
-int sreg_inval_queue(uint64_t ino) {
+/* Queues an invalidation (in order: an entry's goes before whatever is queued after it). */
+static int inval_push(uint64_t ino, char *name) {
   pthread_mutex_lock(&inval_lock);
   if (!inval_running) {
     pthread_mutex_unlock(&inval_lock);
     return -ENOTCONN;
   }
-  if (inval_n == inval_cap) {
-    size_t cap = inval_cap ? inval_cap * 2 : 64;
-    uint64_t *q = realloc(inval_q, cap * sizeof *q);
-    if (!q) {
-      pthread_mutex_unlock(&inval_lock);
-      return -ENOMEM;
+  if (inval_head + inval_n == inval_cap) {
+    if (inval_head > 0) {
+      memmove(inval_q, inval_q + inval_head, inval_n * sizeof *inval_q);
+      inval_head = 0;
     }
-    inval_q = q;
-    inval_cap = cap;
+    if (inval_n == inval_cap) {
+      size_t cap = inval_cap ? inval_cap * 2 : 64;
+      inval_item *q = realloc(inval_q, cap * sizeof *q);
+      if (!q) {
+        pthread_mutex_unlock(&inval_lock);
+        return -ENOMEM;
+      }
+      inval_q = q;
+      inval_cap = cap;
+    }
   }
-  inval_q[inval_n++] = ino;
+  inval_q[inval_head + inval_n++] = (inval_item){ino, name};
   pthread_cond_signal(&inval_cond);
   pthread_mutex_unlock(&inval_lock);
   return 0;
+}
+
+int sreg_inval_queue(uint64_t ino) { return inval_push(ino, NULL); }
+
+int sreg_inval_entry_queue(uint64_t parent, const char *name) {
+  char *copy = strdup(name);
+  if (!copy) return -ENOMEM;
+  int rc = inval_push(parent, copy);
+  if (rc != 0) free(copy);
+  return rc;
 }
 
 static void *inval_main(void *arg) {
@@ -211,12 +236,21 @@ static void *inval_main(void *arg) {
   for (;;) {
     while (inval_n == 0 && !inval_stop) pthread_cond_wait(&inval_cond, &inval_lock);
     if (inval_stop) break;
-    uint64_t ino = inval_q[--inval_n];
+    inval_item it = inval_q[inval_head++];
+    if (--inval_n == 0) inval_head = 0;
     pthread_mutex_unlock(&inval_lock);
-    fuse_lowlevel_notify_inval_inode(sreg_se, ino, 0, 0); /* ENOENT: the kernel forgot it already */
+    /* ENOENT: the kernel forgot it already */
+    if (it.name) {
+      fuse_lowlevel_notify_inval_entry(sreg_se, it.ino, it.name, strlen(it.name));
+      free(it.name);
+    } else {
+      fuse_lowlevel_notify_inval_inode(sreg_se, it.ino, 0, 0);
+    }
     pthread_mutex_lock(&inval_lock);
   }
+  for (size_t i = 0; i < inval_n; i++) free(inval_q[inval_head + i].name);
   inval_n = 0;
+  inval_head = 0;
   pthread_mutex_unlock(&inval_lock);
   return NULL;
 }

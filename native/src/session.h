@@ -73,6 +73,7 @@ void sreg_slot_fail_all(int err);
 void sreg_post(sreg_msg *m);
 void sreg_forward(fuse_req_t req, int op, uint64_t ino, const struct fuse_file_info *fi, size_t size, sreg_msg *m);
 int sreg_inval_queue(uint64_t ino);
+int sreg_inval_entry_queue(uint64_t parent, const char *name);
 void sreg_call_js(napi_env env, napi_value cb, void *ctx, void *data);
 void sreg_set_connection(int id);
 int sreg_start(const char *mountpoint, const char *options, int debug, char *why, size_t whylen);

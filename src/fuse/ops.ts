@@ -21,6 +21,7 @@ import type { Vfs } from '../vfs/index.js';
 import { VfsError } from '../vfs/index.js';
 import { checkNameLengths, checkSize, writableBytes } from './limits.js';
 import { reply, type Cb, type Call, type FuseLog } from './reply.js';
+import { KindMemo, staleIfMissing } from './stale.js';
 
 /** The part of the VFS the adapter calls: what a test can implement in memory. */
 export type FuseVfs = Pick<
@@ -31,6 +32,8 @@ export type FuseVfs = Pick<
 export interface FuseOpsOptions {
   /** How long a call may take before the kernel is answered EIO (default 10 minutes). */
   safetyTimeoutMs?: number;
+  /** How long a path's kind is remembered (stale.ts KindMemo; default 6 s, past the kernel's 5 s timeouts). */
+  kindWindowMs?: number;
 }
 
 export const SAFETY_TIMEOUT_MS = 10 * 60 * 1000;
@@ -53,6 +56,8 @@ export function fuseOps(vfs: FuseVfs, log: FuseLog, opts: FuseOpsOptions = {}): 
       ok,
       ...more,
     });
+  /** The kernel's entry and attribute timeouts (index.ts) and a margin. */
+  const kinds = new KindMemo(opts.kindWindowMs ?? 6_000);
   const ok0 = (_: unknown, c: Cb): void => c(0);
   const okValue = (v: unknown, c: Cb): void => c(0, v);
   const exists = (p: string): void => void vfs.getattr(p);
@@ -62,11 +67,16 @@ export function fuseOps(vfs: FuseVfs, log: FuseLog, opts: FuseOpsOptions = {}): 
   return {
     init: (cb: Cb) => cb(0),
     statfs: (p: string, cb: Cb) => on('statfs', [p], cb, () => vfs.statfs(), okValue),
-    getattr: (p: string, cb: Cb) => on('getattr', [p], cb, () => vfs.getattr(p), okValue),
+    getattr: (p: string, cb: Cb) => on('getattr', [p], cb, () => {
+      const st = vfs.getattr(p);
+      kinds.check(p, st.mode);
+      return st;
+    }, okValue),
     access: (p: string, _mode: number, cb: Cb) => on('access', [p], cb, () => exists(p), ok0),
     readdir: (p: string, cb: Cb) => on('readdir', [p], cb, () => vfs.readdir(p), okValue),
+    // The kernel opens only a name it holds: a missing file is a stale name (stale.ts).
     open: (p: string, flags: number, cb: Cb) =>
-      on('open', [p], cb, () => vfs.open(p, flags), okValue, { undo: (fd: number) => vfs.discard(fd) }),
+      on('open', [p], cb, () => staleIfMissing(p, () => vfs.open(p, flags)), okValue, { undo: (fd: number) => vfs.discard(fd) }),
     create: (p: string, _mode: number, cb: Cb) =>
       on('create', [p], cb, () => vfs.create(p), okValue, { undo: (fd: number) => vfs.discard(fd) }),
     // The VFS reads into the kernel's buffer, valid only until we answer: a cache hit costs

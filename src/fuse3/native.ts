@@ -43,6 +43,8 @@ export interface NativeAddon {
   blockReady(slot: number, index: number, file: string): boolean;
   blockGone(slot: number, index: number): void;
   invalInode(ino: number): boolean;
+  /** Queues the invalidation of the kernel's entry `name` in folder `parent` (sent from the addon's own thread). */
+  invalEntry(parent: number, name: string): boolean;
   counters(): NativeCounters;
   version(): string;
 }

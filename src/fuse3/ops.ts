@@ -9,13 +9,18 @@
  * - the page cache: a read-only open of a remote revision keeps the kernel's cache when that
  *   inode's last such open was of the same revision (`keep_cache`), and a lookup or getattr
  *   that sees another revision invalidates the inode's pages (from the addon's own thread);
- * - block tables for the addon's fast reads (blocks.ts).
+ * - block tables for the addon's fast reads (blocks.ts);
+ * - case aliases: the kernel keeps each case of a name as its own entry; when a path is removed
+ *   or renamed, the entries of its other cases are invalidated (dropAliases), and whatever
+ *   reaches the mount through one before that (or through any stale name) is answered ESTALE,
+ *   so that the kernel looks again (fuse/stale.ts).
  */
 import type { Vfs } from '../vfs/index.js';
-import { VfsError } from '../vfs/index.js';
+import { errnoOf, VfsError } from '../vfs/index.js';
 import type { FuseVfs } from '../fuse/ops.js';
 import { checkNameLengths, checkSize, writableBytes } from '../fuse/limits.js';
 import { reply, type Call, type FuseLog } from '../fuse/reply.js';
+import { staleIfMissing } from '../fuse/stale.js';
 import type { Stat } from '../vfs/index.js';
 import type { BlockTables } from './blocks.js';
 import { childPath, InodeTable, type Inode } from './inodes.js';
@@ -28,6 +33,9 @@ export const ATTR_TIMEOUT_S = 5;
 const FATTR_SIZE = 1 << 3;
 const KEEP_CACHE = 1;
 const UNKNOWN_INO = 0xffffffff;
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const isDir = (s: Stat): boolean => (s.mode & S_IFMT) === S_IFDIR;
 
 export interface NativeOpsOptions {
   log: FuseLog;
@@ -88,7 +96,7 @@ export function nativeOps(addon: NativeAddon, vfs: NativeVfs, table: InodeTable,
 
   /** A lookup's answer: stat of the path, its inode counted once the kernel has it. */
   const entry = (id: number, p: string, st: Stat): void => {
-    const n = table.lookup(p);
+    const n = table.lookup(p, isDir(st));
     checkRev(n, p);
     if (!addon.replyEntry(id, n.ino, attrOf(st), ENTRY_TIMEOUT_S, ATTR_TIMEOUT_S)) table.forget(n.ino, 1);
   };
@@ -109,11 +117,54 @@ export function nativeOps(addon: NativeAddon, vfs: NativeVfs, table: InodeTable,
     if (hasFi && n?.handles.has(fh)) return vfs.fgetattr(fh, p);
     if (p !== undefined) {
       if (n) checkRev(n, p);
-      return vfs.getattr(p);
+      try {
+        const st = vfs.getattr(p);
+        if (n?.dir === undefined || n.dir === isDir(st)) return st;
+      } catch (e) {
+        if (errnoOf(e) !== 'ENOENT') throw e;
+      }
     }
+    // Its path shows nothing, or another kind of thing: an open file answers for itself; else
+    // the kernel reached it through a stale name (fuse/stale.ts), and looks again.
     const open = n?.handles.values().next().value;
     if (open !== undefined) return vfs.fgetattr(open);
-    throw new VfsError('ENOENT', `inode ${ino}: no longer has a path`);
+    throw new VfsError(p === undefined ? 'ENOENT' : 'ESTALE', `inode ${ino}: ${p ?? 'its path'} no longer shows it`);
+  };
+
+  /**
+   * The path of an inode the kernel reached through a name it holds, if that path still shows
+   * it (something of the same kind); ESTALE if not: a stale name (fuse/stale.ts).
+   */
+  const current = (ino: number): string => {
+    const n = table.get(ino);
+    const p = n?.path;
+    let st: Stat | undefined;
+    try {
+      if (p !== undefined) st = vfs.getattr(p);
+    } catch (e) {
+      if (errnoOf(e) !== 'ENOENT') throw e;
+    }
+    if (p === undefined || st === undefined || (n?.dir !== undefined && n.dir !== isDir(st))) {
+      throw new VfsError('ESTALE', `inode ${ino}: ${p ?? 'its path'} no longer shows it (a stale name in the kernel's cache: it looks again)`);
+    }
+    return p;
+  };
+
+  /**
+   * `paths` were removed or renamed: the kernel's entries for their other cases (`a/F` when
+   * `A/f` went) name what is no longer there, and the kernel would trust them for 5 s. Their
+   * inodes lose those paths (a later lookup makes a new one) and the entries are invalidated,
+   * queued before the answer and sent from the addon's own thread (the kernel holds the
+   * folder's lock until the answer: sent from here, or waited for, it would deadlock). What
+   * the kernel still does through such an entry before it goes is answered ESTALE (current()).
+   */
+  const dropAliases = (paths: string[], except: string[]): void => {
+    for (const p of paths) {
+      for (const a of table.aliases(p, except)) {
+        table.unlink(a.path);
+        addon.invalEntry(a.parent, a.name);
+      }
+    }
   };
 
   /** A file removed while open keeps a hidden name until its last release (libfuse 2's rule). */
@@ -236,11 +287,17 @@ export function nativeOps(addon: NativeAddon, vfs: NativeVfs, table: InodeTable,
           if (await hideIfOpen(p)) return;
           await vfs.unlink(p);
           table.unlink(p);
-        }), okEmpty);
+        }), () => {
+          dropAliases([p], [p]);
+          okEmpty();
+        });
       }
       case Op.RMDIR: {
         const p = child();
-        return run(id, op, p, named([p], async () => { await vfs.rmdir(p); table.unlink(p); }), okEmpty);
+        return run(id, op, p, named([p], async () => { await vfs.rmdir(p); table.unlink(p); }), () => {
+          dropAliases([p], [p]);
+          okEmpty();
+        });
       }
       case Op.RENAME: {
         const from = child();
@@ -248,15 +305,25 @@ export function nativeOps(addon: NativeAddon, vfs: NativeVfs, table: InodeTable,
         return run(id, op, `${from} -> ${to}`, named([from, to], async () => {
           // libfuse 2 refused rename flags (RENAME_NOREPLACE, RENAME_EXCHANGE) with EINVAL: so do we.
           if (a !== 0) throw new VfsError('EINVAL', 'rename flags are not supported on this mount');
-          if (from !== to) await hideIfOpen(to);
+          // The source is a name the kernel holds: gone, it is a stale name (fuse/stale.ts), and
+          // the target stays as it is. A case-only rename replaces nothing: its target is the
+          // source itself, never hidden (that would remove the file being renamed).
+          await staleIfMissing(from, () => vfs.getattr(from));
+          if (from.toLowerCase() !== to.toLowerCase()) await hideIfOpen(to);
           await vfs.rename(from, to);
           table.rename(from, to);
-        }), okEmpty);
+        }), () => {
+          // A case-only rename leaves the other cases naming the same file: only the target's go.
+          dropAliases(from.toLowerCase() === to.toLowerCase() ? [to] : [from, to], [from, to]);
+          okEmpty();
+        });
       }
       case Op.OPEN: {
-        const p = pathOf(ino);
+        // The kernel opens only a name it holds: a missing file is a stale name (fuse/stale.ts).
+        const p = table.pathOf(ino) ?? String(ino);
         return run(id, op, p, async () => {
-          const fd = await vfs.open(p, a);
+          const q = current(ino);
+          const fd = await staleIfMissing(q, () => vfs.open(q, a));
           const file = o.blocks && vfs.remoteFile(fd);
           // Kept blocks sealed at the last clean close are ready before the first read (never throws).
           if (file) await o.blocks?.prepare(file).catch(() => undefined);
@@ -265,7 +332,7 @@ export function nativeOps(addon: NativeAddon, vfs: NativeVfs, table: InodeTable,
       }
       case Op.CREATE: {
         const p = child();
-        return run(id, op, p, named([p], () => vfs.create(p)), (fd: number) => opened(id, table.lookup(p).ino, fd, true, p), { undo: (fd: number) => vfs.discard(fd) });
+        return run(id, op, p, named([p], () => vfs.create(p)), (fd: number) => opened(id, table.lookup(p, false).ino, fd, true, p), { undo: (fd: number) => vfs.discard(fd) });
       }
       case Op.READ: {
         if (id === 0) {
@@ -311,9 +378,9 @@ export function nativeOps(addon: NativeAddon, vfs: NativeVfs, table: InodeTable,
         }, okEmpty);
       }
       case Op.OPENDIR: {
-        const p = pathOf(ino);
+        const p = table.pathOf(ino) ?? String(ino);
         return run(id, op, p, () => {
-          exists(p);
+          current(ino);
           const d = nextDir++;
           dirs.set(d, { names: [], inos: new Float64Array(0) });
           return d;

@@ -25,7 +25,8 @@ export type Errno =
   | 'ENAMETOOLONG'
   | 'EFBIG'
   | 'EXDEV'
-  | 'EBUSY';
+  | 'EBUSY'
+  | 'ESTALE';
 
 export class VfsError extends Error {
   override readonly name = 'VfsError';

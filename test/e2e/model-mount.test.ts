@@ -28,13 +28,13 @@ import { e2e, FUSE, SharedContext, track } from './helpers.js';
 import { MountSut, remoteTree, sameAsModel } from './model-sut.js';
 
 /**
- * Not run by default (0 sequences) until its known failures are fixed: it fails on both adapters
- * with case aliases of open or just-removed files (the kernel keeps each case of a name as its
- * own entry for 5 s): seed 2072740889 (path 2:3:0:2:8:9:11: open A/f, unlink A/F, open A/f for
- * writing answers ENOENT) and seed 1019870957 (open f, unlink F, write, read: ENOENT). Set
- * SREG_MODEL_MOUNT_RUNS=30 to run it.
+ * 40 sequences by default: about 2 minutes per adapter on the 2-core test machine (a sequence
+ * takes ~3 s: its prelude uploads from another machine and drains).
  */
-const RUNS = Number(process.env.SREG_MODEL_MOUNT_RUNS ?? 0);
+// OPEN, not fixed yet (native adapter; found after the case-alias fixes, not diagnosed):
+// seed 1350300798, path 13:2:3:7:10:11:11:11:11:11:11:7:7:7:7:7: `A/F` open for reading,
+// `mv A b/f` (its folder renamed through another case), then a read through the descriptor fails.
+const RUNS = Number(process.env.SREG_MODEL_MOUNT_RUNS ?? 40);
 const MAX_OPS = Number(process.env.SREG_MODEL_MOUNT_OPS ?? 25);
 const SEED = process.env.SREG_MODEL_SEED ? Number(process.env.SREG_MODEL_SEED) : undefined;
 const PATH = process.env.SREG_MODEL_PATH;
@@ -43,13 +43,7 @@ const DRAIN_DEADLINE_MS = 20_000;
 /** A step (a drain and a crash's recovery included) that takes longer has hung. */
 const STEP_DEADLINE_MS = 90_000;
 
-// Known failures (above): reported by ava as skipped, with the reason, until they are fixed.
-const e2eTest = RUNS === 0
-  ? (title: string): void => {
-      console.error('model-mount: SKIPPED: known case-alias failures (seeds in test/e2e/model-mount.test.ts); SREG_MODEL_MOUNT_RUNS=30 runs it');
-      test.skip(title, () => undefined);
-    }
-  : e2e('model-mount.test');
+const e2eTest = e2e('model-mount.test');
 const shared = new SharedContext();
 let m: Mounted;
 let dbx: Dropbox;
@@ -73,6 +67,8 @@ const finals: { root: string; files: Map<string, { path: string; bytes: Buffer }
 e2eTest('random namespace sequences with crash points through a real mount behave like the model, in every step and in what Dropbox holds', async (t) => {
   t.timeout(20 * 60_000);
   const sut = new MountSut(m, dbx, DRAIN_DEADLINE_MS);
+  sut.libfuse2Hides = /FUSE adapter: fuse-native/.test(await m.log());
+  t.log(`adapter: ${sut.libfuse2Hides ? 'fuse-native' : 'native'}`);
   let n = 0;
   let steps = 0;
   const started = Date.now();

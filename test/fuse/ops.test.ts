@@ -177,6 +177,23 @@ test('errno mapping: each failure of the VFS (thrown, rejected, from Dropbox or 
   t.false(d.logs.some((l) => /ENOTEMPTY/.test(l)), 'a user\'s ordinary mistake is not');
 });
 
+test('open of a file the VFS does not find answers ESTALE (the kernel opened a stale name: it looks again), other errors as they are', async (t) => {
+  const vfs = new TestVfs();
+  const d = driver(vfs);
+  t.is((await d.call('open', '/missing', 0))[0], errno('ESTALE'));
+  t.deepEqual(await d.call('open', '/a', 0), [0, 7], 'a file that is there opens');
+  vfs.open = () => Promise.reject(new RemoteError('not_found', 'files/download', 'x'));
+  t.is((await d.call('open', '/a', 0))[0], errno('ESTALE'), 'not found in Dropbox either');
+  vfs.open = () => {
+    throw new VfsError('EISDIR', 'x');
+  };
+  t.is((await d.call('open', '/d', 0))[0], errno('EISDIR'));
+  // What only a LOOKUP answers (libfuse 2 asks getattr) stays ENOENT: the retry needs it.
+  t.is((await d.call('getattr', '/missing'))[0], errno('ENOENT'));
+  vfs.create = () => Promise.reject(new VfsError('ENOENT', 'no folder /d/missing'));
+  t.is((await d.call('create', '/d/missing/x', 0o644))[0], errno('ENOENT'));
+});
+
 test('exactly once: every operation answers once, whether its work returns, throws or rejects', async (t) => {
   const vfs = new TestVfs();
   const d = driver(vfs);
@@ -197,4 +214,15 @@ test('exactly once: every operation answers once, whether its work returns, thro
   for (const s of signals) t.is(s.answers.length, 1);
   t.is(signals[4]!.answers[0]!.args[0], errno('EBADF'));
   t.is(signals[7]!.answers[0]!.args[0], errno('ENOTDIR'));
+});
+
+test('getattr of a path that changed kind since the kernel was told (a folder where a file was) answers ESTALE once, then the new kind', async (t) => {
+  const vfs = new TestVfs();
+  const d = driver(vfs);
+  t.is((await d.call('getattr', '/a'))[0], 0);
+  vfs.files.delete('/a');
+  vfs.folders.add('/a');
+  t.is((await d.call('getattr', '/a'))[0], errno('ESTALE'));
+  t.is((await d.call('getattr', '/a'))[0], 0, 'the retry sees the folder');
+  t.is((await d.call('getattr', '/d'))[0], 0, 'a path seen once is as it is');
 });

@@ -48,6 +48,22 @@ test('a folder rename moves every inode below it; the target path loses its inod
   t.is(tab.peek('/d/f'), undefined);
 });
 
+test('an entry of the other kind (a folder where a file was) gets a new inode; the old one keeps only its number', (t) => {
+  const tab = new InodeTable();
+  const f = tab.lookup('/x', false);
+  t.is(tab.lookup('/x', false).ino, f.ino, 'the same kind: the same inode');
+  t.is(tab.lookup('/x').ino, f.ino, 'kind not given: the same inode');
+  const d = tab.lookup('/x', true);
+  t.not(d.ino, f.ino);
+  t.true(d.dir);
+  t.is(tab.pathOf(f.ino), undefined, 'the file inode lost its path (the kernel still holds it)');
+  t.is(tab.get(f.ino)?.nlookup, 3);
+  tab.forget(f.ino, 3);
+  t.is(tab.get(f.ino), undefined, 'dropped once the kernel forgets it');
+  t.is(tab.lookup('/', true).ino, ROOT_INO, 'the root is never replaced');
+  t.is(tab.lookup('/', false).ino, ROOT_INO);
+});
+
 interface ModelInode {
   path: string | undefined;
   nlookup: number;
@@ -173,4 +189,23 @@ test('model: lookup, forget, open, release, rename and unlink keep the table con
     { numRuns: 500 },
   );
   t.pass();
+});
+
+test('aliases: the other cases of a path, with their folder inode and name, for the adapter to invalidate', (t) => {
+  const tab = new InodeTable();
+  const a = tab.lookup('/a');
+  const A = tab.lookup('/A');
+  tab.lookup('/a/f');
+  tab.lookup('/a/F');
+  tab.lookup('/A/f');
+  tab.lookup('/a/g');
+  const got = (p: string, except?: string[]): string[] => tab.aliases(p, except).map((x) => `${x.parent}:${x.name}:${x.path}`).sort();
+  t.deepEqual(got('/a/f'), [`${a.ino}:F:/a/F`, `${A.ino}:f:/A/f`].sort());
+  t.deepEqual(got('/a/f', ['/a/f', '/a/F']), [`${A.ino}:f:/A/f`]);
+  t.deepEqual(got('/a/g'), []);
+  tab.unlink('/A/f');
+  t.deepEqual(got('/a/f'), [`${a.ino}:F:/a/F`], 'an unlinked path is no alias');
+  tab.rename('/a', '/b');
+  t.deepEqual(got('/b/f'), [`${a.ino}:F:/b/F`], 'the moved ones are under their new paths, their folder moved with them');
+  t.deepEqual(got('/a/f'), [], 'nothing left under the old ones');
 });

@@ -313,3 +313,31 @@ test('the change feed bringing an older revision of ours after a newer one lande
   await s.drain();
   t.deepEqual([...ports.remote.snapshotFiles().values()].map((f) => [f.path, f.bytes.toString()]), [['/f', 'Xwo']]);
 });
+
+test('truncate(2) of a path with a writer open on it (through another case): what the path shows is the truncated writer', async (t) => {
+  const s = await sut(t);
+  const { vfs } = s;
+  s.ports.remote.upload('/a/f', Buffer.alloc(10, 1));
+  const w = await vfs.open('/A/f', 2 /* O_RDWR */);
+  await vfs.truncate('/A/F', 0);
+  t.is(vfs.getattr('/a/f').size, 0);
+  t.is(vfs.fgetattr(w).size, 0);
+  await s.close(w);
+  t.is(vfs.getattr('/a/f').size, 0);
+});
+
+test('a rename of a path onto itself is a no-op, also while the file is open for writing and after a rename through another case', async (t) => {
+  const s = await sut(t);
+  const { vfs, ports } = s;
+  await vfs.mkdir('/b');
+  const w = await vfs.create('/f');
+  await vfs.write(w, Buffer.from('abc'), 0);
+  await vfs.rename('/f', '/f');
+  t.deepEqual(vfs.readdir('/').sort(), ['b', 'f']);
+  await vfs.rename('/F', '/b/F');
+  await t.throwsAsync(vfs.rename('/f', '/f'), { message: /no such file/ });
+  await vfs.rename('/b/F', '/b/F');
+  await s.close(w);
+  await s.drain();
+  t.deepEqual([...ports.remote.snapshotFiles().values()].map((f) => [f.path, f.bytes.toString()]), [['/b/F', 'abc']]);
+});
