@@ -340,6 +340,9 @@ export class Namespace extends EventEmitter {
       if (!copy) {
         for (const e of moved) this.st.remove.run(e.path_lower);
         this.record({ deleted: src });
+        // A moved file gets a new rev; the one it had stays readable as `rev:…`, as a replaced
+        // file's does (a reader that opened it before the move reads on). Its blob stays in use.
+        this.retire(moved);
       }
       let topRow: EntryRow | undefined;
       for (const e of moved) {

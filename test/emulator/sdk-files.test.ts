@@ -61,6 +61,21 @@ test('get_metadata: rev: paths name a revision, the current one and older ones (
   t.is(old.content_hash, first.content_hash);
 });
 
+test('rev: of a file from before a move (of it or of its folder) still reads its bytes', async (t) => {
+  const emu = await startEmulator(t);
+  const dbx = sdk(emu);
+  const a = await up(dbx, '/A/f.txt', 'first');
+  const b = await up(dbx, '/b.txt', 'second');
+  await dbx.filesMoveV2({ from_path: '/A', to_path: '/c/moved' });
+  await dbx.filesMoveV2({ from_path: '/b.txt', to_path: '/B2.txt' });
+  for (const [old, bytes, now] of [[a, 'first', '/c/moved/f.txt'], [b, 'second', '/B2.txt']] as const) {
+    const d = await down(dbx, `rev:${old.rev}`);
+    t.is(d.bytes.toString(), bytes);
+    t.is(d.meta.rev, old.rev);
+    t.is((await meta(dbx, now)).content_hash, old.content_hash);
+  }
+});
+
 test('get_metadata: not_found, root and malformed paths, deleted entries with include_deleted', async (t) => {
   const emu = await startEmulator(t);
   const dbx = sdk(emu);
