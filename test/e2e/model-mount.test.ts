@@ -31,12 +31,17 @@ import { MountSut, remoteTree, sameAsModel } from './model-sut.js';
  * 40 sequences by default: about 2 minutes per adapter on the 2-core test machine (a sequence
  * takes ~3 s: its prelude uploads from another machine and drains).
  */
-// OPEN, not fixed yet (native adapter; found after the case-alias fixes, not diagnosed):
-// seed 1350300798, path 13:2:3:7:10:11:11:11:11:11:11:7:7:7:7:7: `A/F` open for reading,
-// `mv A b/f` (its folder renamed through another case), then a read through the descriptor fails.
+// Fixed: seed 1350300798, path 13:2:3:7:10:11:11:11:11:11:11:7:7:7:7:7 (`A/F` open for
+// reading, `mv A b/f`, then a read through the descriptor: ENOENT, because the emulator let a
+// moved file's old rev vanish).
+/**
+ * The seed: fixed by default, so that a run of the suite (CI) is repeatable and a failure there
+ * is a change's, not a lucky draw's; SREG_MODEL_SEED=N replays N, SREG_MODEL_SEED=random explores.
+ */
+const DEFAULT_SEED = 20261202;
 const RUNS = Number(process.env.SREG_MODEL_MOUNT_RUNS ?? 40);
 const MAX_OPS = Number(process.env.SREG_MODEL_MOUNT_OPS ?? 25);
-const SEED = process.env.SREG_MODEL_SEED ? Number(process.env.SREG_MODEL_SEED) : undefined;
+const SEED = process.env.SREG_MODEL_SEED === 'random' ? undefined : process.env.SREG_MODEL_SEED ? Number(process.env.SREG_MODEL_SEED) : DEFAULT_SEED;
 const PATH = process.env.SREG_MODEL_PATH;
 /** How long a drain waits for Dropbox to hold what the model says before the runner reports the difference. */
 const DRAIN_DEADLINE_MS = 20_000;
