@@ -111,19 +111,20 @@ run_container() {
   grep -q 'Hello from bench:big' "$tmp/run.out" || { cat "$tmp/run.out" >&2; die "the runscript did not run"; }
 }
 
-# timed_dd_from_mount: `dd bs=1M` of the image from the mount, timed; sets $fetched (the
-# emulator's bytesSent meanwhile) and $dd_mount_cpu (the mount process's CPU seconds meanwhile).
-timed_dd_from_mount() {
+# timed_on_mount CMD...: CMD, timed, while the mount runs; sets $fetched (the emulator's
+# bytesSent meanwhile) and $mount_cpu (the mount process's CPU seconds meanwhile).
+timed_on_mount() {
   local mc0 mc1
   admin POST /stats/reset >/dev/null
   mc0="$(proc_cpu "$mpid")"
   start_timing
-  track dd if="$mnt$rpath" of=/dev/null bs=1M status=none
+  track "$@"
   stop_timing
   mc1="$(proc_cpu "$mpid")"
   fetched="$(stats_bytes bytesSent)"
-  dd_mount_cpu="$(awk -v a="$mc0" -v b="$mc1" 'BEGIN { printf "%.2f", b - a }')"
+  mount_cpu="$(awk -v a="$mc0" -v b="$mc1" 'BEGIN { printf "%.2f", b - a }')"
 }
+timed_dd_from_mount() { timed_on_mount dd if="$mnt$rpath" of=/dev/null bs=1M status=none; }
 
 mnt="$tmp/mnt"
 loop_dir="$tmp/loop"
@@ -187,7 +188,7 @@ baselines() {
 
 # with_adapter A RUN: the mount's measurements on adapter A.
 with_adapter() {
-  local a="$1" run="$2" d cp_t0 mc0
+  local a="$1" run="$2" d cp_t0
   local cold_secs cold_fetched cold_cpu second_secs second_cpu secs_ fetched_ cpu_
   # 1-2. cold read, then a second read in the same mount --------------------------------------
   d="$tmp/m-$run-$a"
@@ -195,12 +196,12 @@ with_adapter() {
   mount_up "$d" "$mnt" "$a"
   sync
   timed_dd_from_mount
-  cold_secs="$(secs "$t0" "$t1")" cold_fetched="$fetched" cold_cpu="$dd_mount_cpu"
+  cold_secs="$(secs "$t0" "$t1")" cold_fetched="$fetched" cold_cpu="$mount_cpu"
   # A read from the page cache takes a tenth of a second: three of them, each a row.
   local second=()
   for _ in 1 2 3; do
     timed_dd_from_mount
-    second+=("$(secs "$t0" "$t1") $dd_mount_cpu $l $cpu_c $cpu_e")
+    second+=("$(secs "$t0" "$t1") $mount_cpu $l $cpu_c $cpu_e")
   done
   mount_down
   row cold "$a" "$run" "$cold_secs" "$cold_fetched" "$peak_kib" "$cold_cpu"
@@ -214,7 +215,7 @@ with_adapter() {
   mount_up "$d" "$mnt" "$a"
   drop_caches
   timed_dd_from_mount
-  secs_="$(secs "$t0" "$t1")" fetched_="$fetched" cpu_="$dd_mount_cpu"
+  secs_="$(secs "$t0" "$t1")" fetched_="$fetched" cpu_="$mount_cpu"
   cmp -s "$mnt$rpath" "$img" || die "the mounted image's bytes differ from the image ($a)"
   mount_down
   row warm "$a" "$run" "$secs_" "$fetched_" "$peak_kib" "$cpu_"
@@ -227,7 +228,7 @@ with_adapter() {
   mount_up "$d" "$mnt" "$a"
   sync
   timed_dd_from_mount
-  secs_="$(secs "$t0" "$t1")" fetched_="$fetched" cpu_="$dd_mount_cpu"
+  secs_="$(secs "$t0" "$t1")" fetched_="$fetched" cpu_="$mount_cpu"
   mount_down
   shaping_on
   row cold-cpu "$a" "$run" "$secs_" "$fetched_" "$peak_kib" "$cpu_"
@@ -238,13 +239,8 @@ with_adapter() {
   rm -rf "$d"
   mount_up "$d" "$mnt" "$a"
   drop_caches
-  admin POST /stats/reset >/dev/null
-  mc0="$(proc_cpu "$mpid")"
-  start_timing
-  track run_container "$mnt$rpath"
-  stop_timing
-  secs_="$(secs "$t0" "$t1")" fetched_="$(stats_bytes bytesSent)"
-  cpu_="$(awk -v a="$mc0" -v b="$(proc_cpu "$mpid")" 'BEGIN { printf "%.2f", b - a }')"
+  timed_on_mount run_container "$mnt$rpath"
+  secs_="$(secs "$t0" "$t1")" fetched_="$fetched" cpu_="$mount_cpu"
   mount_down
   row start-mount "$a" "$run" "$secs_" "$fetched_" "$peak_kib" "$cpu_"
   rm -rf "$d"
