@@ -67,12 +67,22 @@ if (NATIVE.addon) {
     t.is(after.fastBytes - before.fastBytes, first.length, 'every byte of the direct read came from the addon');
     t.is(after.jsReads, before.jsReads, 'no read went to JavaScript');
 
-    // A second buffered read of the same revision: the kernel's pages were kept, nothing reaches the mount.
-    await sha256sum(f);
-    const warm = await counters(m);
-    t.is(sha256(await bytesOf('cat', [f])), sha256(first));
-    const again = await counters(m);
-    t.is(again.fastReads + again.jsReads, warm.fastReads + warm.jsReads, 'the second read was answered from the page cache');
+    // A second buffered read of the same revision: the kernel's pages were kept, nothing reaches
+    // the mount. Between two reads the kernel may also reclaim some of the pages (CI once saw 5
+    // of 11 reads reach the mount on a busy machine); an open that dropped the cache would send
+    // every byte of every try to the mount, so one clean try out of three proves the rule, and
+    // each try says how much of the file was resident before it (fincore).
+    const tries: string[] = [];
+    for (let i = 0; i < 3 && !tries.some((x) => x.startsWith('0 ')); i++) {
+      await sha256sum(f);
+      const resident = (await ok('fincore', ['--bytes', '--noheadings', '--output', 'RES', f])).trim();
+      const warm = await counters(m);
+      t.is(sha256(await bytesOf('cat', [f])), sha256(first));
+      const again = await counters(m);
+      tries.push(`${again.fastReads + again.jsReads - (warm.fastReads + warm.jsReads)} reads reached the mount (${resident} of ${first.length} bytes resident before)`);
+    }
+    t.log(`second reads: ${tries.join('; ')}`);
+    t.true(tries.some((x) => x.startsWith('0 ')), `the second read was answered from the page cache: ${tries.join('; ')}`);
 
     // Another machine changes the file (same size): the mount shows its new bytes, not the kept pages.
     const second = pseudoRandom(first.length, 'second');
