@@ -2,12 +2,15 @@
  * Open handles and their spool files: open/create, read, write, truncate, fsync, flush
  * (close: the spool is fsynced and journaled before close returns) and release.
  *
- * Every handle points at its path's node (nodes.ts). A write handle has its own spool file;
- * at a flush it is handed to the upload journal under the node's *current* path, unless the
- * node was removed meanwhile (then nothing is uploaded and release deletes the spool).
+ * Every handle points at its path's node (nodes.ts). Write handles on one file share its spool
+ * file (nodes.ts, Spool: POSIX's one file; `O_TRUNC` empties it for all of them); at a flush it
+ * is handed to the upload journal under the node's *current* path, unless the node was removed
+ * meanwhile (then nothing is uploaded and the last release deletes the spool). A write after
+ * that goes on in a copy, for every handle sharing it.
  * A handle is in `handles` from open until release, whatever fails in between.
- * A handle whose spool write or truncate failed (disk full…) is failed for good: its flush and
- * fsync answer that error, nothing of it is journaled, and release deletes its spool file.
+ * A spool whose write or truncate failed (disk full…) is failed for good: the flush and fsync
+ * of its handles answer that error, nothing of it is journaled, and the last release deletes
+ * it; a later open starts a new one.
  * Where an opened path's bytes come from (a spool file or a remote revision) and the revision
  * a new writer derives from are sources.ts's.
  * Concurrency: one JS thread; each call may await file I/O, so calls on one handle can
@@ -20,7 +23,7 @@ import { syncDir } from '../upload/spool.js';
 import { bufferFor, readFully } from '../util/read.js';
 import { errnoOf, VfsError } from './errors.js';
 import type { Lookup } from './lookup.js';
-import type { Handle, Node, NodeTable, ReadHandle, WriteHandle } from './nodes.js';
+import type { Handle, Node, NodeTable, ReadHandle, Spool, WriteHandle } from './nodes.js';
 import type { EntryInfo, FileRef } from './ports.js';
 import { Sources } from './sources.js';
 import { statOf, type Stat } from './stat.js';
@@ -98,8 +101,13 @@ export class Handles {
     return this.openForWrite(fusePath, undefined, true, true);
   }
 
-  /** A write handle on a fresh spool file, holding the current bytes unless truncating. */
+  /**
+   * A write handle: on the spool of the file's open writers if it has some (emptied when
+   * truncating), else on a fresh spool file holding the current bytes unless truncating.
+   */
   private async openForWrite(fusePath: string, existing: EntryInfo | undefined, truncate: boolean, dirty: boolean): Promise<number> {
+    const shared = existing && (this.nodes.getHidden(existing.pathLower) ?? this.nodes.get(existing.pathLower))?.writer()?.spool;
+    if (shared && !shared.failed) return this.share(fusePath, existing, shared, truncate);
     const spoolPath = this.newSpoolPath();
     let fh: FileHandle | undefined;
     try {
@@ -113,8 +121,23 @@ export class Handles {
     const e = existing ?? { pathLower: lowerOf(fusePath), pathDisplay: dropboxPath(fusePath), name: '', isFolder: false, size: 0, mtimeMs: 0 };
     const baseRev = existing && this.sources.baseRevOf(existing);
     const node = this.acquire(fusePath, e);
-    const h = this.add<WriteHandle>({ kind: 'write', node, spoolPath, fh, size, mtimeMs: Date.now(), dirty, committed: false });
-    if (baseRev !== undefined) h.baseRev = baseRev;
+    const spool: Spool = { path: spoolPath, fh, size, mtimeMs: Date.now(), dirty, committed: false, users: 1, version: 0 };
+    if (baseRev !== undefined) spool.baseRev = baseRev;
+    return this.add<WriteHandle>({ kind: 'write', node, spool }).id;
+  }
+
+  /** One more write handle on an open file's spool; `truncate`: emptied (O_TRUNC). */
+  private async share(fusePath: string, e: EntryInfo, spool: Spool, truncate: boolean): Promise<number> {
+    const h = this.add<WriteHandle>({ kind: 'write', node: this.acquire(fusePath, e), spool });
+    spool.users++;
+    if (truncate && spool.size > 0) {
+      try {
+        await this.ftruncate(h.id, 0);
+      } catch (err) {
+        await this.discard(h.id);
+        throw err;
+      }
+    }
     return h.id;
   }
 
@@ -124,7 +147,10 @@ export class Handles {
    */
   async read(id: number, offset: number, length: number, into?: Buffer, intoGone?: AbortSignal): Promise<Buffer> {
     const h = this.handle(id);
-    if (h.kind === 'write') return readFrom(h.fh, offset, length, into);
+    if (h.kind === 'write') {
+      while (h.spool.copying) await h.spool.copying.catch(() => undefined);
+      return readFrom(h.spool.fh, offset, length, into);
+    }
     if (h.spool) return readFrom(h.spool, offset, length, into);
     return this.o.cache.read(h.file!, offset, length, h.id, into, intoGone);
   }
@@ -141,19 +167,23 @@ export class Handles {
     return h;
   }
 
-  /** A spool change; if it fails the handle is failed for good (its bytes are incomplete). */
-  private async change(h: WriteHandle, op: () => Promise<void>): Promise<void> {
-    if (h.failed) throw failure(h);
+  /** A spool change; if it fails the spool is failed for good (its bytes are incomplete). */
+  private async change(h: WriteHandle, op: (s: Spool) => Promise<void>): Promise<void> {
+    const s = h.spool;
+    if (s.failed) throw failure(h);
     try {
-      await this.unshare(h);
-      await op();
+      await this.unshare(s);
+      await op(s);
     } catch (e) {
       this.fail(h, e);
     }
+    s.version++;
+    s.dirty = true;
+    s.mtimeMs = Date.now();
   }
 
   private fail(h: WriteHandle, e: unknown): never {
-    h.failed = e;
+    h.spool.failed ??= e;
     this.o.log(`${h.node.path}: a write to its spool file failed (${errnoOf(e)}); it will not be uploaded`);
     throw e;
   }
@@ -161,24 +191,22 @@ export class Handles {
   async write(id: number, data: Buffer, offset: number): Promise<number> {
     const h = this.writable(id);
     let done = 0;
-    await this.change(h, async () => {
+    await this.change(h, async (s) => {
       while (done < data.length) {
-        const { bytesWritten } = await h.fh.write(data, done, data.length - done, offset + done);
+        const { bytesWritten } = await s.fh.write(data, done, data.length - done, offset + done);
         done += bytesWritten;
       }
+      s.size = Math.max(s.size, offset + data.length);
     });
-    h.size = Math.max(h.size, offset + data.length);
-    h.dirty = true;
-    h.mtimeMs = Date.now();
     return done;
   }
 
   async ftruncate(id: number, size: number): Promise<void> {
     const h = this.writable(id);
-    await this.change(h, () => h.fh.truncate(size));
-    h.size = size;
-    h.dirty = true;
-    h.mtimeMs = Date.now();
+    await this.change(h, async (s) => {
+      await s.fh.truncate(size);
+      s.size = size;
+    });
   }
 
   /** truncate(2) on a path: through the open writer if there is one, else a new revision. */
@@ -199,22 +227,29 @@ export class Handles {
   async fsync(id: number): Promise<void> {
     const h = this.handle(id);
     if (h.kind !== 'write') return;
-    if (h.failed) throw failure(h);
-    await h.fh.datasync().catch((e: unknown) => this.fail(h, e));
+    if (h.spool.failed) throw failure(h);
+    await h.spool.fh.datasync().catch((e: unknown) => this.fail(h, e));
   }
 
   /**
-   * A write after the spool was handed to the journal (a dup'd fd still writing after another
-   * one closed): the journal's file must not change, so carry on in a copy of it.
+   * A write after the spool was handed to the journal (a close while another descriptor, or a
+   * dup of this one, stays open and writes on): the journal's file must not change, so every
+   * handle on the spool carries on in a copy of it. One copy at a time: others wait for it.
    */
-  private async unshare(h: WriteHandle): Promise<void> {
-    if (!h.committed) return;
+  private async unshare(s: Spool): Promise<void> {
+    while (s.copying) await s.copying;
+    if (!s.committed) return;
+    s.copying = this.copyOf(s).finally(() => (s.copying = undefined));
+    await s.copying;
+  }
+
+  private async copyOf(s: Spool): Promise<void> {
     const copyPath = this.newSpoolPath();
     const out = await open(copyPath, 'w+', 0o600);
     try {
       const buf = Buffer.allocUnsafe(1024 * 1024);
-      for (let pos = 0; pos < h.size; ) {
-        const { bytesRead } = await h.fh.read(buf, 0, Math.min(buf.length, h.size - pos), pos);
+      for (let pos = 0; pos < s.size; ) {
+        const { bytesRead } = await s.fh.read(buf, 0, Math.min(buf.length, s.size - pos), pos);
         if (bytesRead === 0) break;
         await out.write(buf, 0, bytesRead, pos);
         pos += bytesRead;
@@ -225,10 +260,11 @@ export class Handles {
       await unlink(copyPath).catch(() => undefined);
       throw e;
     }
-    await h.fh.close();
-    h.fh = out;
-    h.spoolPath = copyPath;
-    h.committed = false;
+    const journaled = s.fh;
+    s.fh = out;
+    s.path = copyPath;
+    s.committed = false;
+    await journaled.close().catch(() => undefined);
   }
 
   /**
@@ -241,27 +277,34 @@ export class Handles {
   async flush(id: number): Promise<void> {
     const h = this.handles.get(id);
     if (!h || h.kind !== 'write') return;
-    if (h.failed) throw failure(h);
-    if (!h.dirty) return;
-    const { node } = h;
-    if (node.removed || isFuseHidden(node.path)) {
-      h.dirty = false;
+    const { node, spool: s } = h;
+    for (;;) {
+      if (s.failed) throw failure(h);
+      if (!s.dirty) return;
+      if (node.removed || isFuseHidden(node.path)) {
+        s.dirty = false;
+        return;
+      }
+      const { version, path: spoolPath } = s;
+      // The spool file's bytes, and its name (the folder): the journal row is about to point at it.
+      // At once, not one after the other: ext4 then does one journal commit, not two (per file,
+      // median of 400 here: 1.96 ms; datasync alone 2.48 ms; one after the other 6.71 ms).
+      // A failed datasync means written bytes did not reach the disk (ENOSPC, EIO): failed for good.
+      await Promise.all([s.fh.datasync().catch((e: unknown) => this.fail(h, e)), syncDir(this.o.spoolDir)]);
+      // The node may have been removed or renamed while the disk synced, and another handle on
+      // the spool may have written (sync again) or flushed it: decide on their state now.
+      if (node.removed) {
+        s.dirty = false;
+        return;
+      }
+      if (!s.dirty) return;
+      if (s.version !== version || s.path !== spoolPath) continue;
+      this.o.uploads.enqueue(node.path, s.path, s.size, s.baseRev);
+      s.dirty = false;
+      s.committed = true;
+      this.o.log(`queued ${node.path} (${s.size} bytes) for upload`);
       return;
     }
-    // The spool file's bytes, and its name (the folder): the journal row is about to point at it.
-    // At once, not one after the other: ext4 then does one journal commit, not two (per file,
-    // median of 400 here: 1.96 ms; datasync alone 2.48 ms; one after the other 6.71 ms).
-    // A failed datasync means written bytes did not reach the disk (ENOSPC, EIO): failed for good.
-    await Promise.all([h.fh.datasync().catch((e: unknown) => this.fail(h, e)), syncDir(this.o.spoolDir)]);
-    // The node may have been removed or renamed while the disk synced: decide on its state now.
-    if (node.removed) {
-      h.dirty = false;
-      return;
-    }
-    this.o.uploads.enqueue(node.path, h.spoolPath, h.size, h.baseRev);
-    h.dirty = false;
-    h.committed = true;
-    this.o.log(`queued ${node.path} (${h.size} bytes) for upload`);
   }
 
   /** The last close of a handle: anything not yet journaled is (flush), then the handle goes. */
@@ -277,16 +320,23 @@ export class Handles {
     }
     try {
       // A failed handle's close already answered its error; release has no one to tell.
-      if (!h.failed) await this.flush(id);
+      if (!h.spool.failed) await this.flush(id);
     } finally {
       // Only now: until the journal row exists the open handle is what shows the file.
       this.handles.delete(id);
       const ws = h.node.writers;
       ws.splice(ws.indexOf(h), 1);
       this.nodes.release(h.node);
-      await h.fh.close().catch(() => undefined);
-      if (!h.committed) await unlink(h.spoolPath).catch(() => undefined);
+      await this.leave(h.spool);
     }
+  }
+
+  /** A write handle leaves its spool: the last one closes it, and deletes it unless journaled. */
+  private async leave(s: Spool): Promise<void> {
+    if (--s.users > 0) return;
+    while (s.copying) await s.copying.catch(() => undefined);
+    await s.fh.close().catch(() => undefined);
+    if (!s.committed) await unlink(s.path).catch(() => undefined);
   }
 
   /** See Vfs.discard: a handle the kernel never got goes without journaling anything. */
@@ -304,8 +354,7 @@ export class Handles {
     const at = ws.indexOf(h);
     if (at >= 0) ws.splice(at, 1);
     this.nodes.release(h.node);
-    await h.fh.close().catch(() => undefined);
-    if (!h.committed) await unlink(h.spoolPath).catch(() => undefined);
+    await this.leave(h.spool);
   }
 
   /** An upload of ours landed at `pathLower` as `entry` (see Sources.uploaded). */
@@ -328,7 +377,8 @@ export class Handles {
 
 /** The error a failed handle answers: the spool write's own errno (ENOSPC stays ENOSPC). */
 function failure(h: WriteHandle): VfsError {
-  return new VfsError(errnoOf(h.failed), `${h.node.path}: a write to it failed, so it was not saved`, { cause: h.failed });
+  const { failed } = h.spool;
+  return new VfsError(errnoOf(failed), `${h.node.path}: a write to it failed, so it was not saved`, { cause: failed });
 }
 
 async function readFrom(fh: FileHandle, offset: number, length: number, into?: Buffer): Promise<Buffer> {

@@ -29,7 +29,7 @@ import type { FileMeta, Meta } from '../dropbox/client.js';
 import { RemoteError } from '../dropbox/errors.js';
 import { enoent, VfsError } from './errors.js';
 import type { Lookup } from './lookup.js';
-import type { NodeTable, WriteHandle } from './nodes.js';
+import type { NodeTable, Spool } from './nodes.js';
 import type { EntryInfo } from './ports.js';
 import { checkName, dirOf, dropboxPath, isFuseHidden, isUnder, lowerOf, nameOf, parentOf, type VfsOptions } from './types.js';
 
@@ -54,9 +54,9 @@ export function movedBase(base: string | undefined, before: EntryInfo | undefine
   return after.rev;
 }
 
-function setBase(w: WriteHandle, base: string | undefined): void {
-  if (base === undefined) delete w.baseRev;
-  else w.baseRev = base;
+function setBase(s: Spool, base: string | undefined): void {
+  if (base === undefined) delete s.baseRev;
+  else s.baseRev = base;
 }
 
 export class Namespace {
@@ -191,7 +191,7 @@ export class Namespace {
       const fromOf = (movedLower: string): string => src.pathLower + movedLower.slice(toLower.length);
       const baseAfter = (fromLower: string, base: string | undefined): string | undefined =>
         movedBase(base, before.get(fromLower), this.o.catalog.lookup(toLower + fromLower.slice(src.pathLower.length)));
-      for (const n of this.nodes.moveTree(src.pathLower, to)) for (const w of n.writers) setBase(w, baseAfter(fromOf(n.pathLower), w.baseRev));
+      for (const n of this.nodes.moveTree(src.pathLower, to)) for (const s of n.spools()) setBase(s, baseAfter(fromOf(n.pathLower), s.baseRev));
       if (!same) this.goneFolders.add(src.pathLower);
       // Also for a case-only rename: the paths keep leading into the folder (Dropbox ignores
       // case), but the files' revisions may have changed with the move.
@@ -202,7 +202,7 @@ export class Namespace {
     const srcNode = this.nodes.get(src.pathLower);
     if (srcNode) {
       this.nodes.move(srcNode, to);
-      for (const w of srcNode.writers) setBase(w, movedBase(w.baseRev, remoteSrc, after));
+      for (const s of srcNode.spools()) setBase(s, movedBase(s.baseRev, remoteSrc, after));
     }
     const p = this.o.uploads.pending(src.pathLower);
     if (p) this.o.uploads.retarget(src.pathLower, to, movedBase(p.baseRev, remoteSrc, after));

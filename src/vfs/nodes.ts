@@ -30,11 +30,14 @@ export interface ReadHandle {
   entry: EntryInfo;
 }
 
-export interface WriteHandle {
-  kind: 'write';
-  id: number;
-  node: Node;
-  spoolPath: string;
+/**
+ * The bytes of an open file: one spool file, shared by every descriptor open for writing on
+ * the file (POSIX: they write one file, and each reads what the others wrote; the kernel keeps
+ * one size and one page cache for them). A descriptor opened while the file's spool has failed
+ * starts a new one.
+ */
+export interface Spool {
+  path: string;
   fh: FileHandle;
   size: number;
   mtimeMs: number;
@@ -48,6 +51,19 @@ export interface WriteHandle {
    * upload is an update of it. None for a new file (overwrite).
    */
   baseRev?: string;
+  /** Write handles on it: the last one to go closes it (and deletes it unless journaled). */
+  users: number;
+  /** Bumped by every change: a flush journals only bytes its fsync covered. */
+  version: number;
+  /** A copy of a journaled spool in progress (a write after a close): changes wait for it. */
+  copying?: Promise<void>;
+}
+
+export interface WriteHandle {
+  kind: 'write';
+  id: number;
+  node: Node;
+  spool: Spool;
 }
 
 export type Handle = ReadHandle | WriteHandle;
@@ -87,7 +103,12 @@ export class Node {
 
   /** The entry a writer shows. */
   entryOf(w: WriteHandle): EntryInfo {
-    return { pathLower: this.pathLower, pathDisplay: this.path, name: nameOf(this.path), isFolder: false, size: w.size, mtimeMs: w.mtimeMs };
+    return { pathLower: this.pathLower, pathDisplay: this.path, name: nameOf(this.path), isFolder: false, size: w.spool.size, mtimeMs: w.spool.mtimeMs };
+  }
+
+  /** The spools of its writers (usually one: writers share it). */
+  spools(): Set<Spool> {
+    return new Set(this.writers.map((w) => w.spool));
   }
 }
 

@@ -40,7 +40,7 @@ export class Sources {
    */
   private localBytes(e: EntryInfo): string | undefined {
     const w = (this.nodes.getHidden(e.pathLower) ?? this.nodes.get(e.pathLower))?.writer();
-    if (w && !(w.committed && !w.dirty)) return w.spoolPath;
+    if (w && !(w.spool.committed && !w.spool.dirty)) return w.spool.path;
     return this.o.uploads.pending(e.pathLower)?.spoolFile;
   }
 
@@ -68,10 +68,10 @@ export class Sources {
     }
   }
 
-  /** The remote revision the path's current bytes derive from (see WriteHandle.baseRev). */
+  /** The remote revision the path's current bytes derive from (see Spool.baseRev). */
   baseRevOf(e: EntryInfo): string | undefined {
     const w = (this.nodes.getHidden(e.pathLower) ?? this.nodes.get(e.pathLower))?.writer();
-    if (w) return w.baseRev;
+    if (w) return w.spool.baseRev;
     const p = this.o.uploads.pending(e.pathLower);
     if (p) return p.baseRev;
     return this.catalogEntry(e.pathLower)?.rev;
@@ -107,7 +107,7 @@ export class Sources {
    */
   uploaded(pathLower: string, entry: EntryInfo): void {
     const n = this.nodes.get(pathLower);
-    if (n) for (const w of n.writers) w.baseRev = entry.rev ?? '';
+    if (n) for (const s of n.spools()) s.baseRev = entry.rev ?? '';
     this.landed.record(pathLower, entry);
   }
 

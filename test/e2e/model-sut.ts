@@ -309,19 +309,8 @@ export class MountSut implements Sut {
    *   the same node, and waits for itself: the call never reaches the mount and never returns.
    *   The native adapter answers it (ESTALE: the source is gone, so ENOENT). Skipped: a rename
    *   onto its own name.
-   *
-   * And a known divergence on both adapters: the model (and the VFS) give each descriptor opened
-   * for writing its own copy of the bytes (README: close), but the kernel keeps one size and one
-   * page cache per file: an O_TRUNC open of a file that another descriptor has open sets the
-   * kernel's size to 0 and drops its pages, so a read through the other descriptor ends at
-   * once where the model gives its copy's bytes (fuse-native: seed 775544976, path
-   * 35:4:6:10:10:12:11:12:13:13:12:17:17:24:19:7:21:21:7:12:12:12:7:7; native: seed 140109747,
-   * path 94:2:0:0:2:6:5:9:9:9:9:9:7:7:7, `openW a/F; openW a/F O_TRUNC; read fd0` → nothing,
-   * model "01"). Skipped: an O_TRUNC open of a file that is open. The fix is in the VFS, not
-   * here: descriptors open on one file sharing its bytes, as POSIX has it (issue 7's note).
    */
   knownBug(op: Op, model: Model): boolean {
-    if (op.k === 'openW' && op.trunc && (model.nodes.get(lower(op.p))?.refs ?? 0) > 0) return true;
     if (!this.libfuse2Hides) return false;
     if (op.k !== 'rename') return false;
     if (op.from === op.to) return true;

@@ -1,7 +1,7 @@
 /**
  * The namespace of the mount, end to end (issue 7's repros): case-only rename, the
  * mkdir/touch/rm/rmdir loop, remove while open (written and read), mv onto a file whose upload
- * is queued or whose writer is open, renaming a folder with a file open inside (also: its
+ * is queued or whose writer is open, two descriptors writing one file, renaming a folder with a file open inside (also: its
  * revision check kept, so another machine's change is not overwritten), the share link
  * after rm and a new upload under the same name, a remote delete under a reader at its end,
  * and a busy mixed workload after which `sreg unmount` must succeed. Real tools (mv, rm, rmdir,
@@ -109,6 +109,19 @@ e2eTest('echo hello > a; exec 3<a; rm a; exec 3<&-: the reader keeps its bytes, 
   t.deepEqual(out.trim().split('\n'), ['ls:', 'hello', 'after:']);
   await unmount();
   t.deepEqual(await remoteList('/rmr'), [], 'no a, no .fuse_hidden* in Dropbox');
+});
+
+e2eTest('two descriptors appending to one log (exec 3>>log 4>>log), and `: > f` while another descriptor has f open: one file, as POSIX has it; Dropbox gets every line in order, no zeros', async (t) => {
+  const dir = await ready('/append');
+  await script(dir, 'printf "orig\\n" > log; printf 0123456789 > f');
+  await waitForRemote(dbx, '/append/log', dropboxHash(Buffer.from('orig\n')));
+  const log = await script(dir, 'exec 3>>log 4>>log; echo A1 >&3; echo B1 >&4; echo A2 >&3; exec 3>&-; echo B2 >&4; cat log; exec 4>&-');
+  t.is(log, 'orig\nA1\nB1\nA2\nB2\n', 'each append at the end of what both wrote');
+  const f = await script(dir, 'exec 3<>f; : > f; echo "size:$(stat -c %s f)"; echo "read:$(cat <&3)"; echo new >&3; exec 3>&-; cat f');
+  t.is(f, 'size:0\nread:\nnew\n', 'the truncation is seen through the descriptor that was open');
+  await unmount();
+  t.is((await remoteBytes(dbx, '/append/log')).toString(), 'orig\nA1\nB1\nA2\nB2\n');
+  t.is((await remoteBytes(dbx, '/append/f')).toString(), 'new\n');
 });
 
 e2eTest('mv src dst where dst has an upload queued, or a writer open: the move wins', async (t) => {

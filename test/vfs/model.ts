@@ -3,20 +3,28 @@
  * tests: what each path shows, what each call answers (a value or an errno), and what Dropbox
  * holds once every closed file is uploaded.
  *
- * The rules it encodes: a write handle works on its own copy of the bytes (from the file at
- * open, or empty when truncating); a path shows its newest open writer, else what was last
- * closed after a write (or the remote file); close (flush) of a written handle commits its
- * bytes under the path its node has *now*; unlink and rename-onto remove a node at once (its
+ * The rules it encodes: the write handles open on a file share one copy of its bytes (POSIX:
+ * one file; made from the file at the first open, or empty when truncating; an O_TRUNC open
+ * while others are open empties it for all); a path shows its open writers' bytes, else what
+ * was last closed after a write (or the remote file); close (flush) of a handle commits the
+ * shared bytes, if written since the last commit, under the path its node has *now*; unlink and rename-onto remove a node at once (its
  * handles keep working, nothing of them is ever committed); rename moves the node (a folder
  * rename moves everything below it); case-only renames keep the file. Paths are
  * case-insensitive; only the last component's case is compared.
  */
+/** The bytes the write handles open on one file share. */
+export interface MSpool {
+  bytes: Buffer;
+  dirty: boolean;
+}
+
 export interface MFd {
   kind: 'r' | 'w';
   node: MNode;
-  /** write: the handle's own bytes; read: a snapshot, or undefined where unspecified */
+  /** write: the bytes it shares with the file's other writers */
+  spool?: MSpool;
+  /** read: a snapshot, or undefined where unspecified */
   bytes: Buffer | undefined;
-  dirty: boolean;
 }
 
 export interface MNode {
@@ -55,7 +63,7 @@ export class Model {
     if (f !== undefined) return { kind: 'folder', path: f };
     const n = this.nodes.get(pl);
     const w = n?.writers.at(-1);
-    if (n && w) return { kind: 'file', path: n.path, bytes: w.bytes! };
+    if (n && w) return { kind: 'file', path: n.path, bytes: w.spool!.bytes };
     const c = this.files.get(pl);
     return c && { kind: 'file', path: c.path, bytes: c.bytes };
   }
@@ -100,13 +108,20 @@ export class Model {
     if (!s) {
       const pe = this.parentErr(p);
       if (pe) return pe;
-      const fd: MFd = { kind: 'w', node: this.acquire(lower(p), p), bytes: Buffer.alloc(0), dirty: true };
+      const fd: MFd = { kind: 'w', node: this.acquire(lower(p), p), spool: { bytes: Buffer.alloc(0), dirty: true }, bytes: undefined };
       fd.node.writers.push(fd);
       return fd;
     }
     if (s.kind === 'folder') return err('EISDIR');
-    const fd: MFd = { kind: 'w', node: this.acquire(lower(p), s.path), bytes: trunc ? Buffer.alloc(0) : Buffer.from(s.bytes), dirty: trunc && s.bytes.length > 0 };
-    fd.node.writers.push(fd);
+    const node = this.acquire(lower(p), s.path);
+    const open = node.writers.at(-1)?.spool;
+    const spool = open ?? { bytes: trunc ? Buffer.alloc(0) : Buffer.from(s.bytes), dirty: trunc && s.bytes.length > 0 };
+    if (open && trunc && open.bytes.length > 0) {
+      open.bytes = Buffer.alloc(0);
+      open.dirty = true;
+    }
+    const fd: MFd = { kind: 'w', node, spool, bytes: undefined };
+    node.writers.push(fd);
     return fd;
   }
 
@@ -115,42 +130,45 @@ export class Model {
     if (!s) return err('ENOENT');
     if (s.kind === 'folder') return err('EISDIR');
     const node = this.acquire(lower(p), s.path);
-    return { kind: 'r', node, bytes: node.writers.length > 0 ? undefined : Buffer.from(s.bytes), dirty: false };
+    return { kind: 'r', node, bytes: node.writers.length > 0 ? undefined : Buffer.from(s.bytes) };
   }
 
   write(fd: MFd, off: number, data: Buffer): number | ErrnoResult {
     if (fd.kind !== 'w') return err('EBADF');
-    const b = fd.bytes!;
-    const out = Buffer.alloc(Math.max(b.length, off + data.length));
-    b.copy(out);
+    const sp = fd.spool!;
+    const out = Buffer.alloc(Math.max(sp.bytes.length, off + data.length));
+    sp.bytes.copy(out);
     data.copy(out, off);
-    fd.bytes = out;
-    fd.dirty = true;
+    sp.bytes = out;
+    sp.dirty = true;
     return data.length;
   }
 
   read(fd: MFd, off: number, len: number): Buffer | undefined {
-    return fd.bytes && fd.bytes.subarray(Math.min(off, fd.bytes.length), Math.min(fd.bytes.length, off + len));
+    const b = fd.spool?.bytes ?? fd.bytes;
+    return b && b.subarray(Math.min(off, b.length), Math.min(b.length, off + len));
   }
 
   ftruncate(fd: MFd, size: number): undefined | ErrnoResult {
     if (fd.kind !== 'w') return err('EBADF');
+    const sp = fd.spool!;
     const out = Buffer.alloc(size);
-    fd.bytes!.copy(out, 0, 0, Math.min(size, fd.bytes!.length));
-    fd.bytes = out;
-    fd.dirty = true;
+    sp.bytes.copy(out, 0, 0, Math.min(size, sp.bytes.length));
+    sp.bytes = out;
+    sp.dirty = true;
     return undefined;
   }
 
   /** fsync(2) of a written handle commits its bytes as close does (the FUSE fsync is a flush); the handle stays open. */
   fsync(fd: MFd): void {
     const n = fd.node;
-    if (fd.kind === 'w') {
-      if (fd.dirty && !n.removed) {
-        this.files.set(lower(n.path), { path: n.path, bytes: fd.bytes! });
+    const sp = fd.spool;
+    if (sp) {
+      if (sp.dirty && !n.removed) {
+        this.files.set(lower(n.path), { path: n.path, bytes: sp.bytes });
         this.dirty.add(lower(n.path));
       }
-      fd.dirty = false;
+      sp.dirty = false;
     }
   }
 

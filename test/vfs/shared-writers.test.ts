@@ -1,0 +1,99 @@
+/**
+ * Descriptors open for writing on one file share its bytes (src/vfs/nodes.ts, Spool), as
+ * POSIX has it and as the kernel assumes (one size and one page cache per file): what one
+ * writes the others read, an O_TRUNC open empties it for all of them, a close journals what
+ * all of them wrote, and a write after that close goes on in a copy for every one of them.
+ * Before, each descriptor had its own copy: two processes appending to one log kept only one
+ * of them, with zeros where the other's lines were (the kernel places O_APPEND writes at its
+ * one size).
+ */
+import test from 'ava';
+import { mkdir, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { MemorySut, spoolFolder } from './memory-sut.js';
+
+let n = 0;
+async function sut(t: { teardown(fn: () => unknown): void }): Promise<MemorySut> {
+  const spool = await spoolFolder();
+  t.teardown(spool.remove);
+  const dir = path.join(spool.dir, String(n++));
+  await mkdir(dir);
+  return new MemorySut(dir);
+}
+
+const O_WRONLY = 1;
+const O_TRUNC = 0o1000;
+const text = (b: Buffer | undefined): string | undefined => b?.toString();
+
+test('two appenders on one file (the kernel places each write at the file size): every line lands, in order, no zeros', async (t) => {
+  const s = await sut(t);
+  const { vfs, ports } = s;
+  ports.remote.upload('/log', Buffer.from('orig\n'));
+  const a = await vfs.open('/log', O_WRONLY);
+  const b = await vfs.open('/log', O_WRONLY);
+  let size = vfs.getattr('/log').size;
+  for (const [fd, line] of [[a, 'A1\n'], [b, 'B1\n'], [a, 'A2\n']] as const) {
+    await vfs.write(fd, Buffer.from(line), size);
+    size = vfs.fgetattr(fd).size;
+  }
+  t.is(text(await vfs.read(b, 0, 100)), 'orig\nA1\nB1\nA2\n', 'each reads what the other wrote');
+  await s.close(a);
+  await vfs.write(b, Buffer.from('B2\n'), vfs.fgetattr(b).size);
+  t.is(text(await vfs.read(b, 0, 100)), 'orig\nA1\nB1\nA2\nB2\n');
+  await s.close(b);
+  await s.drain();
+  t.is(text(ports.remote.snapshotFiles().get('/log')?.bytes), 'orig\nA1\nB1\nA2\nB2\n');
+});
+
+test('an O_TRUNC open of a file open for writing elsewhere empties it for both; the other writes on into the same file', async (t) => {
+  const s = await sut(t);
+  const { vfs, ports } = s;
+  ports.remote.upload('/f', Buffer.from('0123456789'));
+  const a = await vfs.open('/f', O_WRONLY);
+  await vfs.write(a, Buffer.from('ab'), 0);
+  const b = await vfs.open('/f', O_WRONLY | O_TRUNC);
+  t.is(vfs.fgetattr(a).size, 0, 'the first descriptor sees the truncation');
+  t.is(text(await vfs.read(a, 0, 10)), '');
+  await vfs.write(a, Buffer.from('new'), 0);
+  t.is(text(await vfs.read(b, 0, 10)), 'new');
+  await s.close(b);
+  await s.close(a);
+  await s.drain();
+  t.is(text(ports.remote.snapshotFiles().get('/f')?.bytes), 'new');
+});
+
+test('a close journals the shared bytes; a write through the other descriptor after it goes to a copy (the journaled file never changes) and its close journals again', async (t) => {
+  const s = await sut(t);
+  const { vfs, ports } = s;
+  const a = await vfs.create('/f');
+  await vfs.write(a, Buffer.from('one'), 0);
+  const b = await vfs.open('/f', O_WRONLY);
+  await vfs.flush(a);
+  const journaled = ports.uploads.pending('/f');
+  t.truthy(journaled, 'the close journaled the file');
+  await vfs.write(b, Buffer.from('-two'), 3);
+  t.is(text(await vfs.read(a, 0, 10)), 'one-two', 'the descriptor still open after its close reads the copy too');
+  await vfs.release(a);
+  await s.close(b);
+  await s.drain();
+  t.is(text(ports.remote.snapshotFiles().get('/f')?.bytes), 'one-two');
+  t.deepEqual(await readdir(s.spoolDir), [], 'no spool file is left behind');
+});
+
+test('a writer opened while the others are open sees their bytes without a copy; the last release closes the spool file, and a close with nothing written journals nothing', async (t) => {
+  const s = await sut(t);
+  const { vfs, ports } = s;
+  const a = await vfs.create('/f');
+  await vfs.write(a, Buffer.from('abc'), 0);
+  const b = await vfs.open('/f', O_WRONLY);
+  t.is(text(await vfs.read(b, 0, 10)), 'abc');
+  t.is((await readdir(s.spoolDir)).length, 1, 'one spool file for both');
+  await vfs.flush(a);
+  await vfs.flush(a);
+  t.is(ports.uploads.pending('/f')?.size, 3);
+  await vfs.release(a);
+  await s.close(b);
+  await s.drain();
+  t.is(text(ports.remote.snapshotFiles().get('/f')?.bytes), 'abc');
+  t.is(vfs.openCount(), 0);
+});
