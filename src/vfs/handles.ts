@@ -121,7 +121,7 @@ export class Handles {
     const e = existing ?? { pathLower: lowerOf(fusePath), pathDisplay: dropboxPath(fusePath), name: '', isFolder: false, size: 0, mtimeMs: 0 };
     const baseRev = existing && this.sources.baseRevOf(existing);
     const node = this.acquire(fusePath, e);
-    const spool: Spool = { path: spoolPath, fh, size, mtimeMs: Date.now(), dirty, committed: false, users: 1, version: 0 };
+    const spool: Spool = { path: spoolPath, fh, size, mtimeMs: Date.now(), dirty, committed: false, users: 1, version: 0, busy: 0, idle: [] };
     if (baseRev !== undefined) spool.baseRev = baseRev;
     return this.add<WriteHandle>({ kind: 'write', node, spool }).id;
   }
@@ -167,17 +167,28 @@ export class Handles {
     return h;
   }
 
-  /** A spool change; if it fails the spool is failed for good (its bytes are incomplete). */
+  /**
+   * A spool change; if it fails the spool is failed for good (its bytes are incomplete). It
+   * starts only on a spool that is not journaled (checked after the last await, so no flush can
+   * journal it in between) and counts as in flight until done: a flush of another handle waits
+   * for it, so the journal's file never changes under the journal.
+   */
   private async change(h: WriteHandle, op: (s: Spool) => Promise<void>): Promise<void> {
     const s = h.spool;
     if (s.failed) throw failure(h);
     try {
-      await this.unshare(s);
-      await op(s);
+      do await this.unshare(s);
+      while (s.committed || s.copying);
+      s.busy++;
+      try {
+        await op(s);
+      } finally {
+        s.version++;
+        if (--s.busy === 0) for (const wake of s.idle.splice(0)) wake();
+      }
     } catch (e) {
       this.fail(h, e);
     }
-    s.version++;
     s.dirty = true;
     s.mtimeMs = Date.now();
   }
@@ -285,6 +296,10 @@ export class Handles {
         s.dirty = false;
         return;
       }
+      if (s.busy > 0) {
+        await new Promise<void>((resolve) => s.idle.push(resolve));
+        continue;
+      }
       const { version, path: spoolPath } = s;
       // The spool file's bytes, and its name (the folder): the journal row is about to point at it.
       // At once, not one after the other: ext4 then does one journal commit, not two (per file,
@@ -298,7 +313,7 @@ export class Handles {
         return;
       }
       if (!s.dirty) return;
-      if (s.version !== version || s.path !== spoolPath) continue;
+      if (s.version !== version || s.path !== spoolPath || s.busy > 0) continue;
       this.o.uploads.enqueue(node.path, s.path, s.size, s.baseRev);
       s.dirty = false;
       s.committed = true;

@@ -57,6 +57,9 @@ export interface Spool {
   version: number;
   /** A copy of a journaled spool in progress (a write after a close): changes wait for it. */
   copying?: Promise<void>;
+  /** Changes in flight: a flush journals the file only when none is (it waits in `idle`). */
+  busy: number;
+  idle: (() => void)[];
 }
 
 export interface WriteHandle {

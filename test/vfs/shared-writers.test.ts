@@ -97,3 +97,22 @@ test('a writer opened while the others are open sees their bytes without a copy;
   t.is(text(ports.remote.snapshotFiles().get('/f')?.bytes), 'abc');
   t.is(vfs.openCount(), 0);
 });
+
+test('a close while another descriptor has writes in flight waits for them: it journals settled bytes only, and every byte lands', async (t) => {
+  const s = await sut(t);
+  const { vfs, ports } = s;
+  const a = await vfs.create('/f');
+  const b = await vfs.open('/f', O_WRONLY);
+  const block = (i: number): Buffer => Buffer.alloc(4096, i);
+  const writes = Array.from({ length: 64 }, (_, i) => vfs.write(b, block(i), i * 4096));
+  const closed = vfs.flush(a);
+  await Promise.all([...writes, closed]);
+  t.is(ports.uploads.pending('/f')?.size, 64 * 4096, 'the close journaled the file once no write was in flight');
+  await vfs.write(b, Buffer.from('end'), 64 * 4096);
+  await vfs.release(a);
+  await s.close(b);
+  await s.drain();
+  const want = Buffer.concat([...Array.from({ length: 64 }, (_, i) => block(i)), Buffer.from('end')]);
+  t.true(ports.remote.snapshotFiles().get('/f')?.bytes.equals(want), 'Dropbox holds every write');
+  t.deepEqual(await readdir(s.spoolDir), [], 'no spool file is left behind');
+});
