@@ -286,8 +286,12 @@ export class MountSut implements Sut {
     if (want === 'EISDIR' && got === 'ENOTEMPTY' && lower(op.from).startsWith(`${lower(op.to)}/`)) return true;
     // fuse-native only (libfuse 2 cannot invalidate the kernel's entries): for up to 5 s the
     // kernel may still hold a removed source under another case as a file and refuse `mv F dir`
-    // itself (seed 191290567, path 29:3:2:5:5:8:8:5: `mv f a/c/F; mv F a/c`). README: names in other cases.
-    return this.libfuse2Hides && want === 'ENOENT' && (got === 'EISDIR' || got === 'ENOTDIR') && !model.shown(op.from);
+    // itself (seed 191290567, path 29:3:2:5:5:8:8:5: `mv f a/c/F; mv F a/c`), with ENOTEMPTY
+    // when the target is the source's own folder (seeds 661650591, path 22:2:0:4:10:5: `rm
+    // a/c/F; mv a/c/f a/c`, the kernel holding a/c/f from a stat; 813793403, path
+    // 23:5:4:5:4:6:5). README: names in other cases.
+    const refused = got === 'EISDIR' || got === 'ENOTDIR' || (got === 'ENOTEMPTY' && lower(op.from).startsWith(`${lower(op.to)}/`));
+    return this.libfuse2Hides && want === 'ENOENT' && refused && !model.shown(op.from);
   }
 
   /**
