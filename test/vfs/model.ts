@@ -30,6 +30,8 @@ export interface MFd {
 export interface MNode {
   path: string;
   writers: MFd[];
+  /** Descriptors open for reading (their snapshots, until the file is emptied under them). */
+  readers: MFd[];
   refs: number;
   removed: boolean;
 }
@@ -88,7 +90,7 @@ export class Model {
   private acquire(pl: string, path: string): MNode {
     let n = this.nodes.get(pl);
     if (!n) {
-      n = { path, writers: [], refs: 0, removed: false };
+      n = { path, writers: [], readers: [], refs: 0, removed: false };
       this.nodes.set(pl, n);
     }
     n.refs++;
@@ -120,6 +122,7 @@ export class Model {
       open.bytes = Buffer.alloc(0);
       open.dirty = true;
     }
+    if (trunc && s.bytes.length > 0) this.shrunk(node);
     const fd: MFd = { kind: 'w', node, spool, bytes: undefined };
     node.writers.push(fd);
     return fd;
@@ -130,7 +133,9 @@ export class Model {
     if (!s) return err('ENOENT');
     if (s.kind === 'folder') return err('EISDIR');
     const node = this.acquire(lower(p), s.path);
-    return { kind: 'r', node, bytes: node.writers.length > 0 ? undefined : Buffer.from(s.bytes) };
+    const fd: MFd = { kind: 'r', node, bytes: node.writers.length > 0 ? undefined : Buffer.from(s.bytes) };
+    node.readers.push(fd);
+    return fd;
   }
 
   write(fd: MFd, off: number, data: Buffer): number | ErrnoResult {
@@ -149,9 +154,18 @@ export class Model {
     return b && b.subarray(Math.min(off, b.length), Math.min(b.length, off + len));
   }
 
+  /**
+   * The file got shorter under its readers (O_TRUNC, truncate): the kernel ends their reads at
+   * its new size, the VFS alone would still give their revision. Unspecified from now on.
+   */
+  private shrunk(n: MNode | undefined): void {
+    for (const r of n?.readers ?? []) r.bytes = undefined;
+  }
+
   ftruncate(fd: MFd, size: number): undefined | ErrnoResult {
     if (fd.kind !== 'w') return err('EBADF');
     const sp = fd.spool!;
+    if (size < sp.bytes.length) this.shrunk(fd.node);
     const out = Buffer.alloc(size);
     sp.bytes.copy(out, 0, 0, Math.min(size, sp.bytes.length));
     sp.bytes = out;
@@ -177,6 +191,8 @@ export class Model {
     if (fd.kind === 'w') {
       this.fsync(fd);
       n.writers.splice(n.writers.indexOf(fd), 1);
+    } else {
+      n.readers.splice(n.readers.indexOf(fd), 1);
     }
     n.refs--;
     if (n.refs === 0 && !n.removed && this.nodes.get(lower(n.path)) === n) this.nodes.delete(lower(n.path));
@@ -190,6 +206,7 @@ export class Model {
     const w = this.nodes.get(pl)?.writers.at(-1);
     if (w) return this.ftruncate(w, size);
     if (s.bytes.length === size) return undefined;
+    if (size < s.bytes.length) this.shrunk(this.nodes.get(pl));
     const out = Buffer.alloc(size);
     s.bytes.copy(out, 0, 0, Math.min(size, s.bytes.length));
     this.files.set(pl, { path: this.nodes.get(pl)?.path ?? s.path, bytes: out });
