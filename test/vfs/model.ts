@@ -7,10 +7,11 @@
  * one file; made from the file at the first open, or empty when truncating; an O_TRUNC open
  * while others are open empties it for all); a path shows its open writers' bytes, else what
  * was last closed after a write (or the remote file); close (flush) of a handle commits the
- * shared bytes, if written since the last commit, under the path its node has *now*; unlink and rename-onto remove a node at once (its
- * handles keep working, nothing of them is ever committed); rename moves the node (a folder
- * rename moves everything below it); case-only renames keep the file. Paths are
- * case-insensitive; only the last component's case is compared.
+ * shared bytes, if written since the last commit, under the path its node has *now*; a reader
+ * keeps a snapshot, unspecified once the file gets shorter under it; unlink and rename-onto
+ * remove a node at once (its handles keep working, nothing of them is ever committed); rename
+ * moves the node (a folder rename moves everything below it); case-only renames keep the
+ * file. Paths are case-insensitive; only the last component's case is compared.
  */
 /** The bytes the write handles open on one file share. */
 export interface MSpool {
