@@ -106,8 +106,12 @@ export class Handles {
    * truncating), else on a fresh spool file holding the current bytes unless truncating.
    */
   private async openForWrite(fusePath: string, existing: EntryInfo | undefined, truncate: boolean, dirty: boolean): Promise<number> {
-    const shared = existing && (this.nodes.getHidden(existing.pathLower) ?? this.nodes.get(existing.pathLower))?.writer()?.spool;
-    if (shared && !shared.failed) return this.share(fusePath, existing, shared, truncate);
+    const openSpool = (): Spool | undefined => {
+      const s = existing && (this.nodes.getHidden(existing.pathLower) ?? this.nodes.get(existing.pathLower))?.writer()?.spool;
+      return s && !s.failed ? s : undefined;
+    };
+    const shared = openSpool();
+    if (shared) return this.share(fusePath, existing!, shared, truncate);
     const spoolPath = this.newSpoolPath();
     let fh: FileHandle | undefined;
     try {
@@ -116,6 +120,14 @@ export class Handles {
     } catch (e) {
       await unlink(spoolPath).catch(() => undefined);
       throw e;
+    }
+    // Another open of the file made its spool while this one copied: share that one instead.
+    const raced = openSpool();
+    if (raced) {
+      const id = this.share(fusePath, existing!, raced, truncate); // registered before the awaits below
+      await fh.close().catch(() => undefined);
+      await unlink(spoolPath).catch(() => undefined);
+      return id;
     }
     const size = truncate || !existing ? 0 : existing.size;
     const e = existing ?? { pathLower: lowerOf(fusePath), pathDisplay: dropboxPath(fusePath), name: '', isFolder: false, size: 0, mtimeMs: 0 };

@@ -116,3 +116,19 @@ test('a close while another descriptor has writes in flight waits for them: it j
   t.true(ports.remote.snapshotFiles().get('/f')?.bytes.equals(want), 'Dropbox holds every write');
   t.deepEqual(await readdir(s.spoolDir), [], 'no spool file is left behind');
 });
+
+test('two opens of one file at once (both copying its bytes) end on one spool: each sees the other\'s writes', async (t) => {
+  const s = await sut(t);
+  const { vfs, ports } = s;
+  ports.remote.upload('/f', Buffer.from('0123456789'));
+  const [a, b] = await Promise.all([vfs.open('/f', O_WRONLY), vfs.open('/f', O_WRONLY)]);
+  await vfs.write(a, Buffer.from('A'), 0);
+  await vfs.write(b, Buffer.from('B'), 1);
+  t.is(text(await vfs.read(a, 0, 10)), 'AB23456789');
+  t.is(text(await vfs.read(b, 0, 10)), 'AB23456789');
+  t.is((await readdir(s.spoolDir)).length, 1, 'the loser of the race dropped its copy');
+  await s.close(a);
+  await s.close(b);
+  await s.drain();
+  t.is(text(ports.remote.snapshotFiles().get('/f')?.bytes), 'AB23456789');
+});
