@@ -4,6 +4,7 @@
 #   Debian: libfuse2 (fuse-native) fuse3 libfuse3-dev pkg-config (the native adapter; fuse3
 #           replaces Debian's `fuse` and provides fusermount3 and a fusermount link) attr squashfs-tools siftool busybox-static rsync fio curl strace
 #           python3-sqlalchemy (a test checks the Python client reads the sregistry.db we write)
+#           util-linux-extra (fincore: a test says how much of a file the page cache holds)
 #           python3-dropbox, openssl (the official Python SDK drives the emulator over TLS, with
 #           a throwaway certificate the test makes with openssl)
 #   npm:    `npm ci` (better-sqlite3 and fuse-native are compiled against Node's headers;
@@ -13,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEB_PACKAGES=(libfuse2 fuse3 libfuse3-dev pkg-config attr squashfs-tools siftool busybox-static rsync fio curl strace python3-sqlalchemy python3-dropbox openssl)
+DEB_PACKAGES=(libfuse2 fuse3 libfuse3-dev pkg-config attr squashfs-tools siftool busybox-static rsync fio curl strace python3-sqlalchemy python3-dropbox openssl util-linux-extra)
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 

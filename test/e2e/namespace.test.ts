@@ -1,8 +1,9 @@
 /**
  * The namespace of the mount, end to end (issue 7's repros): case-only rename, the
  * mkdir/touch/rm/rmdir loop, remove while open (written and read), mv onto a file whose upload
- * is queued or whose writer is open, two descriptors writing one file, renaming a folder with a file open inside (also: its
- * revision check kept, so another machine's change is not overwritten), the share link
+ * is queued or whose writer is open, two descriptors writing one file, renaming a folder with
+ * a file open inside (also: its revision check kept, so another machine's change is not
+ * overwritten), the share link
  * after rm and a new upload under the same name, a remote delete under a reader at its end,
  * and a busy mixed workload after which `sreg unmount` must succeed. Real tools (mv, rm, rmdir,
  * the shell's exec fds, getfattr); what Dropbox holds is read with the official SDK after

@@ -7,8 +7,8 @@ import { errnoOf, Vfs } from '../../src/vfs/index.js';
 import { memoryVfsPorts, type MemoryPorts } from '../../src/vfs/memory/index.js';
 import type { Sut } from './ops.js';
 
-const O_WRONLY = 1;
-const O_TRUNC = 0o1000;
+export const O_WRONLY = 1;
+export const O_TRUNC = 0o1000;
 
 export class MemorySut implements Sut {
   readonly ports: MemoryPorts;
@@ -138,4 +138,11 @@ export async function spoolFolder(): Promise<{ dir: string; files: () => Promise
   const base = await access('/dev/shm', constants.W_OK).then(() => '/dev/shm', () => tmpdir());
   const dir = await mkdtemp(path.join(base, 'sreg-vfs-spool-'));
   return { dir, files: () => readdir(dir), remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** A MemorySut on a spool folder of its own, removed when the test ends. */
+export async function memorySut(t: { teardown(fn: () => unknown): void }): Promise<MemorySut> {
+  const spool = await spoolFolder();
+  t.teardown(spool.remove);
+  return new MemorySut(spool.dir);
 }

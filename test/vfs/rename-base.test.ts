@@ -10,19 +10,10 @@
  * from, so ours still conflicts).
  */
 import test, { type ExecutionContext } from 'ava';
-import { mkdir } from 'node:fs/promises';
-import path from 'node:path';
-import { MemorySut, spoolFolder } from './memory-sut.js';
+import { memorySut, O_WRONLY, type MemorySut } from './memory-sut.js';
 
-const O_WRONLY = 1;
-
-let n = 0;
 async function sut(t: ExecutionContext, newRevOnMove: boolean): Promise<MemorySut> {
-  const spool = await spoolFolder();
-  t.teardown(spool.remove);
-  const dir = path.join(spool.dir, String(n++));
-  await mkdir(dir);
-  const s = new MemorySut(dir);
+  const s = await memorySut(t);
   s.ports.remote.newRevOnMove = newRevOnMove;
   return s;
 }

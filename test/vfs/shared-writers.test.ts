@@ -8,22 +8,19 @@
  * one size).
  */
 import test from 'ava';
-import { mkdir, readdir } from 'node:fs/promises';
-import path from 'node:path';
-import { MemorySut, spoolFolder } from './memory-sut.js';
+import { readdir } from 'node:fs/promises';
+import { memorySut, O_TRUNC, O_WRONLY, type MemorySut } from './memory-sut.js';
 
-let n = 0;
-async function sut(t: { teardown(fn: () => unknown): void }): Promise<MemorySut> {
-  const spool = await spoolFolder();
-  t.teardown(spool.remove);
-  const dir = path.join(spool.dir, String(n++));
-  await mkdir(dir);
-  return new MemorySut(dir);
-}
+const sut = memorySut;
 
-const O_WRONLY = 1;
-const O_TRUNC = 0o1000;
 const text = (b: Buffer | undefined): string | undefined => b?.toString();
+
+/** Closes `fds` in turn, uploads everything, and gives what Dropbox then holds at `p`. */
+async function landed(s: MemorySut, p: string, ...fds: number[]): Promise<Buffer | undefined> {
+  for (const fd of fds) await s.close(fd);
+  await s.drain();
+  return s.ports.remote.snapshotFiles().get(p)?.bytes;
+}
 
 test('two appenders on one file (the kernel places each write at the file size): every line lands, in order, no zeros', async (t) => {
   const s = await sut(t);
@@ -40,9 +37,7 @@ test('two appenders on one file (the kernel places each write at the file size):
   await s.close(a);
   await vfs.write(b, Buffer.from('B2\n'), vfs.fgetattr(b).size);
   t.is(text(await vfs.read(b, 0, 100)), 'orig\nA1\nB1\nA2\nB2\n');
-  await s.close(b);
-  await s.drain();
-  t.is(text(ports.remote.snapshotFiles().get('/log')?.bytes), 'orig\nA1\nB1\nA2\nB2\n');
+  t.is(text(await landed(s, '/log', b)), 'orig\nA1\nB1\nA2\nB2\n');
 });
 
 test('an O_TRUNC open of a file open for writing elsewhere empties it for both; the other writes on into the same file', async (t) => {
@@ -56,10 +51,7 @@ test('an O_TRUNC open of a file open for writing elsewhere empties it for both; 
   t.is(text(await vfs.read(a, 0, 10)), '');
   await vfs.write(a, Buffer.from('new'), 0);
   t.is(text(await vfs.read(b, 0, 10)), 'new');
-  await s.close(b);
-  await s.close(a);
-  await s.drain();
-  t.is(text(ports.remote.snapshotFiles().get('/f')?.bytes), 'new');
+  t.is(text(await landed(s, '/f', b, a)), 'new');
 });
 
 test('a close journals the shared bytes; a write through the other descriptor after it goes to a copy (the journaled file never changes) and its close journals again', async (t) => {
@@ -74,9 +66,7 @@ test('a close journals the shared bytes; a write through the other descriptor af
   await vfs.write(b, Buffer.from('-two'), 3);
   t.is(text(await vfs.read(a, 0, 10)), 'one-two', 'the descriptor still open after its close reads the copy too');
   await vfs.release(a);
-  await s.close(b);
-  await s.drain();
-  t.is(text(ports.remote.snapshotFiles().get('/f')?.bytes), 'one-two');
+  t.is(text(await landed(s, '/f', b)), 'one-two');
   t.deepEqual(await readdir(s.spoolDir), [], 'no spool file is left behind');
 });
 
@@ -92,9 +82,7 @@ test('a writer opened while the others are open sees their bytes without a copy;
   await vfs.flush(a);
   t.is(ports.uploads.pending('/f')?.size, 3);
   await vfs.release(a);
-  await s.close(b);
-  await s.drain();
-  t.is(text(ports.remote.snapshotFiles().get('/f')?.bytes), 'abc');
+  t.is(text(await landed(s, '/f', b)), 'abc');
   t.is(vfs.openCount(), 0);
 });
 
@@ -110,10 +98,8 @@ test('a close while another descriptor has writes in flight waits for them: it j
   t.is(ports.uploads.pending('/f')?.size, 64 * 4096, 'the close journaled the file once no write was in flight');
   await vfs.write(b, Buffer.from('end'), 64 * 4096);
   await vfs.release(a);
-  await s.close(b);
-  await s.drain();
   const want = Buffer.concat([...Array.from({ length: 64 }, (_, i) => block(i)), Buffer.from('end')]);
-  t.true(ports.remote.snapshotFiles().get('/f')?.bytes.equals(want), 'Dropbox holds every write');
+  t.true((await landed(s, '/f', b))?.equals(want), 'Dropbox holds every write');
   t.deepEqual(await readdir(s.spoolDir), [], 'no spool file is left behind');
 });
 
@@ -127,8 +113,5 @@ test('two opens of one file at once (both copying its bytes) end on one spool: e
   t.is(text(await vfs.read(a, 0, 10)), 'AB23456789');
   t.is(text(await vfs.read(b, 0, 10)), 'AB23456789');
   t.is((await readdir(s.spoolDir)).length, 1, 'the loser of the race dropped its copy');
-  await s.close(a);
-  await s.close(b);
-  await s.drain();
-  t.is(text(ports.remote.snapshotFiles().get('/f')?.bytes), 'AB23456789');
+  t.is(text(await landed(s, '/f', a, b)), 'AB23456789');
 });

@@ -4,21 +4,11 @@
  * and revision, fstat from the handle, and the clean-up of a stray upload's recreated folder.
  */
 import test from 'ava';
-import { mkdir } from 'node:fs/promises';
-import path from 'node:path';
 import { Vfs } from '../../src/vfs/index.js';
-import { MemorySut, spoolFolder } from './memory-sut.js';
+import { memorySut, O_WRONLY } from './memory-sut.js';
 
-let n = 0;
-async function sut(t: { teardown(fn: () => unknown): void }): Promise<MemorySut> {
-  const spool = await spoolFolder();
-  t.teardown(spool.remove);
-  const dir = path.join(spool.dir, String(n++));
-  await mkdir(dir);
-  return new MemorySut(dir);
-}
+const sut = memorySut;
 
-const O_WRONLY = 1;
 
 test('a path goes absent → open-for-write → pending-upload → uploading → clean', async (t) => {
   const s = await sut(t);
