@@ -9,8 +9,9 @@
  * that goes on in a copy, for every handle sharing it.
  * A handle is in `handles` from open until release, whatever fails in between.
  * A spool whose write or truncate failed (disk full…) is failed for good: the flush and fsync
- * of its handles answer that error, nothing of it is journaled, and the last release deletes
- * it; a later open starts a new one.
+ * of its handles answer that error (a read EIO), nothing of it is journaled, its file is emptied
+ * at once (a full disk gets the space back) and deleted by the last release; a later open
+ * starts a new one from the bytes the file had before.
  * Where an opened path's bytes come from (a spool file or a remote revision) and the revision
  * a new writer derives from are sources.ts's.
  * Concurrency: one JS thread; each call may await file I/O, so calls on one handle can
@@ -107,8 +108,7 @@ export class Handles {
    */
   private async openForWrite(fusePath: string, existing: EntryInfo | undefined, truncate: boolean, dirty: boolean): Promise<number> {
     const openSpool = (): Spool | undefined => {
-      const s = existing && (this.nodes.getHidden(existing.pathLower) ?? this.nodes.get(existing.pathLower))?.writer()?.spool;
-      return s && !s.failed ? s : undefined;
+      return existing && (this.nodes.getHidden(existing.pathLower) ?? this.nodes.get(existing.pathLower))?.writer()?.spool;
     };
     const shared = openSpool();
     if (shared) return this.share(fusePath, existing!, shared, truncate);
@@ -161,6 +161,8 @@ export class Handles {
     const h = this.handle(id);
     if (h.kind === 'write') {
       while (h.spool.copying) await h.spool.copying.catch(() => undefined);
+      // Its bytes are gone (emptied to give the disk space back): no read pretends otherwise.
+      if (h.spool.failed) throw new VfsError('EIO', `${h.node.path}: a write to it failed, so what was written through it is lost`);
       return readFrom(h.spool.fh, offset, length, into);
     }
     if (h.spool) return readFrom(h.spool, offset, length, into);
@@ -191,6 +193,7 @@ export class Handles {
     try {
       do await this.unshare(s);
       while (s.committed || s.copying);
+      if (s.failed) throw failure(h); // another handle's change failed meanwhile
       s.busy++;
       try {
         await op(s);
@@ -206,9 +209,26 @@ export class Handles {
   }
 
   private fail(h: WriteHandle, e: unknown): never {
-    h.spool.failed ??= e;
-    this.o.log(`${h.node.path}: a write to its spool file failed (${errnoOf(e)}); it will not be uploaded`);
+    const s = h.spool;
+    if (s.failed === undefined) {
+      s.failed = e;
+      this.o.log(`${h.node.path}: a write to its spool file failed (${errnoOf(e)}); it will not be uploaded`);
+      void this.free(s);
+    }
     throw e;
+  }
+
+  /**
+   * A failed spool's bytes are never used again: its file is emptied as soon as no change is in
+   * flight, so a full disk gets the space back while the application still holds the file open
+   * (a new open of the name, or any other file, can then be written).
+   */
+  private async free(s: Spool): Promise<void> {
+    while (s.busy > 0) await new Promise<void>((wake) => s.idle.push(wake));
+    while (s.copying) await s.copying.catch(() => undefined);
+    // A journaled file is the upload's (a copy of it failed): it stays whole.
+    if (s.committed) return;
+    await s.fh.truncate(0).catch(() => undefined); // closed already by the last release: fine
   }
 
   async write(id: number, data: Buffer, offset: number): Promise<number> {

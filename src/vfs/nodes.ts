@@ -34,7 +34,7 @@ export interface ReadHandle {
  * The bytes of an open file: one spool file, shared by every descriptor open for writing on
  * the file (POSIX: they write one file, and each reads what the others wrote; the kernel keeps
  * one size and one page cache for them). A descriptor opened while the file's spool has failed
- * starts a new one.
+ * starts a new one, from the bytes the file had before (Node.writer()).
  */
 export interface Spool {
   path: string;
@@ -92,14 +92,19 @@ export class Node {
     public pathLower: string,
   ) {}
 
-  /** The newest writer, whose bytes the path shows. */
+  /**
+   * The newest writer whose spool has not failed: the bytes the path shows. A failed spool's
+   * bytes are never journaled, so the path shows what it had before (the pending upload or
+   * the catalog's revision) and the next open starts from that.
+   */
   writer(): WriteHandle | undefined {
-    return this.writers[this.writers.length - 1];
+    for (let i = this.writers.length - 1; i >= 0; i--) if (!this.writers[i]!.spool.failed) return this.writers[i];
+    return undefined;
   }
 
   state(pending: PendingUpload | undefined): NodeState {
     if (this.removed) return 'removed-while-open';
-    if (this.writers.length > 0) return 'open-for-write';
+    if (this.writer()) return 'open-for-write';
     if (pending) return pending.state === 'uploading' ? 'uploading' : 'pending-upload';
     return 'clean';
   }
@@ -192,19 +197,19 @@ export class NodeTable {
 
   /** Live nodes with a writer below a folder (at any depth). */
   *writersUnder(folderLower: string): Iterable<Node> {
-    for (const n of this.live.values()) if (n.writers.length > 0 && n.pathLower.startsWith(`${folderLower}/`)) yield n;
+    for (const n of this.live.values()) if (n.writer() && n.pathLower.startsWith(`${folderLower}/`)) yield n;
   }
 
   /** Live nodes with a writer, in a folder (what readdir adds to the catalog and the journal). */
   *writtenChildren(parentLower: string): Iterable<Node> {
     for (const n of this.live.values()) {
-      if (n.writers.length > 0 && n.pathLower.slice(0, Math.max(0, n.pathLower.lastIndexOf('/'))) === parentLower) yield n;
+      if (n.writer() && n.pathLower.slice(0, Math.max(0, n.pathLower.lastIndexOf('/'))) === parentLower) yield n;
     }
   }
 
   /** Any live node with a writer below a folder? */
   hasWriterUnder(folderLower: string): boolean {
-    for (const n of this.live.values()) if (n.writers.length > 0 && isUnder(n.pathLower, folderLower)) return true;
+    for (const n of this.live.values()) if (n.writer() && isUnder(n.pathLower, folderLower)) return true;
     return false;
   }
 }

@@ -7,7 +7,7 @@
  */
 import type { ExecutionContext } from 'ava';
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile as readFileBytes, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -57,5 +57,40 @@ e2eTest('cp of 20 MiB onto an 8 MiB spool disk fails with "No space left on devi
   await m.unmount();
   t.is((await remoteMeta(dbx, '/lab/new.simg'))?.content_hash, dropboxHash(small), 'only the complete small file was uploaded');
   t.deepEqual(await remoteBytes(dbx, '/lab/old.simg'), old, 'the old version is untouched');
+  t.deepEqual(await readdir(spool), [], 'no spool file left behind');
+});
+
+e2eTest('a program that keeps its descriptor after "No space left on device": the disk space comes back at once, the file shows its old bytes, other files can be written, and nothing of the failed write lands', async (t) => {
+  const { cacheDir, spool } = await cacheWithSmallSpool(t);
+  const work = await mkdtemp(path.join(tmpdir(), 'sreg-e2e-enospc-'));
+  t.teardown(() => rm(work, { recursive: true, force: true }));
+  const m = await mountFor(t, { env: { SINGULARITY_CACHEDIR: cacheDir } });
+  const dbx = sdk(m.emu);
+  const big = path.join(work, 'big.simg');
+  await writeFile(big, pseudoRandom(20 * MiB, 'enospc-held'));
+  const small = path.join(work, 'small.simg');
+  await writeFile(small, pseudoRandom(1 * MiB, 'enospc-small'));
+  const old = Buffer.from('the old image');
+  await upload(dbx, '/lab/held.simg', old);
+  await waitFor('/lab/held.simg on the mount', async () => ((await sh('stat', [path.join(m.dir, 'lab/held.simg')])).code === 0 ? true : undefined), 15_000);
+
+  // fd 3 stays open across everything after the failed write, as a long-running program's would.
+  const script = [
+    'exec 3<>"$1/lab/held.simg"',
+    'cat "$2" >&3 && echo "write: ok" || echo "write: failed"',
+    'cp "$3" "$1/lab/other.simg" && echo "cp other: ok"',
+    'cmp -s "$1/lab/held.simg" "$4" && echo "held shows: old"',
+    'cp "$3" "$1/lab/held.simg" && echo "cp held: ok"',
+    'exec 3>&-',
+  ].join('\n');
+  await writeFile(path.join(work, 'old.bin'), old);
+  const r = await sh('bash', ['-c', script, 'enospc', m.dir, big, small, path.join(work, 'old.bin')]);
+  t.log(r.stderr.trim());
+  t.deepEqual(r.stdout.trim().split('\n'), ['write: failed', 'cp other: ok', 'held shows: old', 'cp held: ok']);
+  t.regex(r.stderr, /No space left on device/);
+
+  await m.unmount();
+  t.is((await remoteMeta(dbx, '/lab/other.simg'))?.content_hash, dropboxHash(await readFileBytes(small)), 'the other file landed whole');
+  t.is((await remoteMeta(dbx, '/lab/held.simg'))?.content_hash, dropboxHash(await readFileBytes(small)), 'the held file has the later cp, nothing of the failed write');
   t.deepEqual(await readdir(spool), [], 'no spool file left behind');
 });

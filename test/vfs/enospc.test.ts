@@ -94,3 +94,45 @@ test('after a failed write, ftruncate answers the same error and nothing is uplo
   await s.drain();
   t.false(ports.remote.snapshotFiles().has('/d.simg'));
 });
+
+test('while a failed descriptor stays open, the path shows the version before it; a new open starts from that version and saves', async (t) => {
+  const spool = await smallSpool(t);
+  const s = new MemorySut(spool);
+  const { vfs, ports } = s;
+  ports.remote.upload('/e.simg', Buffer.from('old bytes'));
+  const bad = await vfs.open('/e.simg', 2 /* O_RDWR */);
+  t.is(await vfs.write(bad, Buffer.from('NEW'), 0), 3);
+  t.is(vfs.getattr('/e.simg').size, 9);
+  t.is(errnoOf(await t.throwsAsync(vfs.write(bad, Buffer.alloc(2 * MiB, 6), 9))), 'ENOSPC');
+  // The failed spool's bytes ('NEW bytes' and part of the 2 MiB) are never journaled: the path
+  // shows the version Dropbox has, and so does what a new descriptor reads and writes on.
+  t.is(vfs.getattr('/e.simg').size, 9);
+  t.is(vfs.stateOf('/e.simg'), 'clean');
+  t.deepEqual(vfs.readdir('/'), ['e.simg']);
+  t.is(errnoOf(await t.throwsAsync(vfs.read(bad, 0, 64))), 'EIO', 'what was written through it is lost, and a read says so');
+  // Its spool file was emptied, so the 1 MiB disk has room again for the new open's copy.
+  const good = await vfs.open('/e.simg', 2 /* O_RDWR */);
+  t.is((await vfs.read(good, 0, 64)).toString(), 'old bytes');
+  await vfs.write(good, Buffer.from('OLD'), 0);
+  t.is(vfs.stateOf('/e.simg'), 'open-for-write');
+  t.is(vfs.getattr('/e.simg').size, 9);
+  await s.close(good);
+  t.is(errnoOf(await t.throwsAsync(s.close(bad))), 'ENOSPC', 'the failed one still reports its error');
+  await s.drain();
+  t.is(ports.remote.snapshotFiles().get('/e.simg')?.bytes.toString(), 'OLD bytes');
+  t.deepEqual(await readdir(spool), []);
+});
+
+test('truncate(2) of a path whose only writer failed makes a new revision from the version before it', async (t) => {
+  const spool = await smallSpool(t);
+  const s = new MemorySut(spool);
+  const { vfs, ports } = s;
+  ports.remote.upload('/f.simg', Buffer.from('old bytes'));
+  const bad = await vfs.open('/f.simg', 1 /* O_WRONLY */);
+  t.is(errnoOf(await t.throwsAsync(vfs.write(bad, Buffer.alloc(2 * MiB, 7), 0))), 'ENOSPC');
+  await vfs.truncate('/f.simg', 3);
+  t.is(vfs.getattr('/f.simg').size, 3);
+  t.is(errnoOf(await t.throwsAsync(s.close(bad))), 'ENOSPC');
+  await s.drain();
+  t.is(ports.remote.snapshotFiles().get('/f.simg')?.bytes.toString(), 'old');
+});
