@@ -11,10 +11,14 @@
 #   BENCH_DATA_MIB     --data-mib for the image (default 250: a ~256 MiB SIF)
 #   BENCH_RUNS         rounds (default 3; 2..9), each: curls, openssl, a fresh mount's cold dd
 #   BENCH_CPU_PROF     a folder: the mount runs with --cpu-prof there (one .cpuprofile per mount)
+#   BENCH_PERF         a file name: `perf record -g` of the mount process during each cold dd,
+#                      to FILE.RUN (`perf report -i FILE.RUN` shows kernel time too)
 #   SREGISTRY_PYTHON_THREADS  N: sreg's fetch workers and the floor's parallel curls (default 9)
 #   BENCH_SREG         which sreg to measure: `dist` (default) or a git revision (see lib/bench.sh)
 # Prints one line per measurement and a summary (medians): CPU s/GiB of the mount, of the
-# curls, of openssl, the ratio mount / floor, and the cold read's MB/s.
+# curls, of openssl, the ratio mount / floor, the cold read's MB/s, and the mount's peak RSS
+# (ru_maxrss, which it logs at unmount). The mount gets the caller's environment, so glibc
+# settings (MALLOC_ARENA_MAX=…, MALLOC_TRIM_THRESHOLD_=…) can be compared run against run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
@@ -76,25 +80,38 @@ for run in $(seq 1 "$runs"); do
   sync
   mc0="$(proc_cpu "$mpid")"
   ms0="$(awk -v hz="$clk_tck" '{ printf "%.3f", $15 / hz }' "/proc/$mpid/stat")"
+  mf0="$(awk '{ print $10 }' "/proc/$mpid/stat")"
   t0="$(now_ns)"
+  perf_pid=""
+  if [ -n "${BENCH_PERF:-}" ]; then
+    perf record -q -g -p "$mpid" -o "$BENCH_PERF.$run" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   track dd if="$mnt$rpath" of=/dev/null bs=1M status=none
   t1="$(now_ns)"
+  if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
   mc1="$(proc_cpu "$mpid")"
   ms1="$(awk -v hz="$clk_tck" '{ printf "%.3f", $15 / hz }' "/proc/$mpid/stat")"
+  mf1="$(awk '{ print $10 }' "/proc/$mpid/stat")"
   sreg unmount "$mnt" >"$d/unmount.out" 2>&1 || { cat "$d/unmount.out" >&2; die "sreg unmount failed"; }
   if [ -n "${BENCH_CPU_PROF:-}" ]; then wait "$mpid" || true; fi # our child: a zombie until waited for
   for _ in $(seq 1 300); do kill -0 "$mpid" 2>/dev/null || break; sleep 0.1; done
   active_mnt="" mpid=""
+  # The mount's peak RSS over its life (ru_maxrss), from the line it logs when it unmounts.
+  mlog="$d/mount.log"
+  [ -n "${BENCH_CPU_PROF:-}" ] || mlog="$(sed -n 's/.*, log \(.*\)); stop it with.*/\1/p' "$d/mount.out" | head -n1)"
+  peak="$(sed -n 's/.* unmounted .* (peak memory \([0-9.]*\) MiB)$/\1/p' "$mlog" 2>/dev/null | tail -n1)"
+  peak="${peak:-0}"
   c_mount="$(awk -v a="$mc0" -v b="$mc1" 'BEGIN { printf "%.3f", b - a }')"
   mbs="$(awk -v s="$size" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", s / ((b - a) / 1e9) / 1e6 }')"
-  printf '%s\t%s\t%s\t%s\n' "$(per_gib "$c_mount")" "$(per_gib "$c_curl")" "$(per_gib "$c_ssl")" "$mbs" >>"$results"
+  printf '%s\t%s\t%s\t%s\t%s\n' "$(per_gib "$c_mount")" "$(per_gib "$c_curl")" "$(per_gib "$c_ssl")" "$mbs" "$peak" >>"$results"
   c_sys="$(awk -v a="$ms0" -v b="$ms1" 'BEGIN { printf "%.3f", b - a }')"
-  say "run $run: mount $(per_gib "$c_mount") s/GiB (sys $(per_gib "$c_sys")), curls $(per_gib "$c_curl"), openssl $(per_gib "$c_ssl"), cold read $mbs MB/s"
+  say "run $run: mount $(per_gib "$c_mount") s/GiB (sys $(per_gib "$c_sys")), curls $(per_gib "$c_curl"), openssl $(per_gib "$c_ssl"), cold read $mbs MB/s, peak RSS $peak MiB, $((mf1 - mf0)) minor page faults"
   rm -rf "$d"
 done
 median() { cut -f"$1" "$results" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-m_mount="$(median 1)" m_curl="$(median 2)" m_ssl="$(median 3)" m_mbs="$(median 4)"
+m_mount="$(median 1)" m_curl="$(median 2)" m_ssl="$(median 3)" m_mbs="$(median 4)" m_peak="$(median 5)"
 floor="$(awk -v a="$m_curl" -v b="$m_ssl" 'BEGIN { printf "%.2f", a + b }')"
 ratio="$(awk -v m="$m_mount" -v f="$floor" 'BEGIN { printf "%.2f", m / f }')"
 echo "sreg $sreg_desc ($commit); image $size bytes; $threads fetches; medians of $runs"
-echo "mount CPU ${m_mount} s/GiB; floor ${floor} s/GiB (curls ${m_curl} + openssl ${m_ssl}); ratio ${ratio}; cold read ${m_mbs} MB/s"
+echo "mount CPU ${m_mount} s/GiB; floor ${floor} s/GiB (curls ${m_curl} + openssl ${m_ssl}); ratio ${ratio}; cold read ${m_mbs} MB/s; peak RSS ${m_peak} MiB"

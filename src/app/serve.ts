@@ -85,6 +85,7 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
     budgetBytes: o.cacheSizeBytes,
     fetch: (f, s, e, into, signal) => client.readRange(`rev:${f.rev}`, s, e, { into, signal, deadlineMs: config.readDeadlineMs }),
     maxInFlight: config.threads,
+    directWrites: config.cacheDirectWrites,
     removeDirOnClose: config.disableCache,
     log,
   });

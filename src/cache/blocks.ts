@@ -32,6 +32,8 @@ const PLAIN_REV = /^[0-9a-z_-]{1,128}$/;
 export const REV_DIR_NAME = /^[0-9a-z_-]{1,128}$/;
 export const BLOCK_FILE_NAME = /^(0|[1-9][0-9]{0,9})$/;
 export const TEMP_FILE_NAME = /^(0|[1-9][0-9]{0,9})\.tmp-\d+-\d+$/;
+/** The probe file of DirectWrites.prepare (direct.ts), in the cache folder itself; a crash's is removed at open. */
+export const PROBE_FILE_NAME = /^\.direct-probe-\d+$/;
 
 export function revDirName(rev: string): string {
   return PLAIN_REV.test(rev) ? rev : `h-${createHash('sha256').update(rev).digest('hex')}`;

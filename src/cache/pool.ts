@@ -20,11 +20,22 @@ import { BLOCK_BYTES } from './blocks.js';
 
 export class BlockBufferPool {
   private readonly free: Buffer[] = [];
+  /** Buffers aligned for direct writes (direct.ts): always kept, and handed out first. */
+  private readonly alignedFree: Buffer[] = [];
+  private readonly alignedSet = new WeakSet<Buffer>();
 
   constructor(private readonly keep: number) {}
 
+  /** Aligned buffers (DirectWrites.prepare), once they are ready: block files written from them skip the page cache. */
+  addAligned(bufs: Buffer[]): void {
+    for (const b of bufs) {
+      this.alignedSet.add(b);
+      this.alignedFree.push(b);
+    }
+  }
+
   acquire(): Buffer {
-    return this.free.pop() ?? Buffer.from(new SharedArrayBuffer(BLOCK_BYTES));
+    return this.alignedFree.pop() ?? this.free.pop() ?? Buffer.from(new SharedArrayBuffer(BLOCK_BYTES));
   }
 
   /**
@@ -33,7 +44,8 @@ export class BlockBufferPool {
    */
   releaseLater(buf: Buffer | undefined, slot?: { release(): void }): void {
     setImmediate(() => {
-      if (buf && this.free.length < this.keep) this.free.push(buf);
+      if (buf && this.alignedSet.has(buf)) this.alignedFree.push(buf);
+      else if (buf && this.free.length < this.keep) this.free.push(buf);
       slot?.release();
     });
   }

@@ -28,6 +28,8 @@ export interface Config {
   readonly disableCache: boolean;
   /** A mount's log is rotated (one old copy, `.1`) when it passes this size. */
   readonly logMaxBytes: number;
+  /** Block files written with O_DIRECT where the filesystem takes it (src/cache/direct.ts). */
+  readonly cacheDirectWrites: boolean;
   /** $XDG_RUNTIME_DIR (the user's private runtime folder), where the control socket goes when set. */
   readonly runtimeDir: string | undefined;
   /** The extension of a new image in Dropbox: `.simg` (the seed's) or `.sif` (sregistry 0.2.39's). */
@@ -105,6 +107,14 @@ function token(t: string, name: string): string {
   return v;
 }
 
+/** 1/0, true/false, yes/no, on/off (any case). */
+function onOff(t: string, name: string): boolean {
+  const v = t.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off'].includes(v)) return false;
+  throw new ConfigError(`${name} must be 1 or 0 (on or off), got '${t}'`);
+}
+
 /** Seconds (decimals allowed, e.g. 0.5) → milliseconds. */
 function seconds(min: number, max: number) {
   return (t: string, name: string): number => {
@@ -146,6 +156,7 @@ export const OPTIONS = [
     parse: seconds(0, 86400),
     help: 'seconds a read through the mount waits out a network or Dropbox outage before it fails with EIO (default 60)',
   },
+  { key: 'cacheDirectWrites', env: 'SREG_CACHE_DIRECT_WRITES', default: () => true, parse: onOff, help: 'write block files with O_DIRECT, not through the page cache, where the filesystem takes it (0: always through it)' },
   { key: 'disableCache', env: 'SINGULARITY_DISABLE_CACHE', default: () => false, parse: () => true, help: 'cache in a temporary folder removed at exit' },
 ] as const satisfies readonly Option<keyof Config>[];
 
