@@ -90,6 +90,9 @@ for run in $(seq 1 "$runs"); do
   track dd if="$mnt$rpath" of=/dev/null bs=1M status=none
   t1="$(now_ns)"
   if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
+  # Where the mount's memory is right after the read: anonymous (of it, glibc's brk heap) and file-backed.
+  mem="$(awk '/^RssAnon/ { a = $2 } /^RssFile/ { f = $2 } END { printf "anon %d MiB, file %d MiB", a / 1024, f / 1024 }' "/proc/$mpid/status")"
+  heap="$(awk '/\[heap\]/ { h = 1; next } h && /^Rss:/ { printf "%d", $2 / 1024; exit }' "/proc/$mpid/smaps" 2>/dev/null || echo '?')"
   mc1="$(proc_cpu "$mpid")"
   ms1="$(awk -v hz="$clk_tck" '{ printf "%.3f", $15 / hz }' "/proc/$mpid/stat")"
   mf1="$(awk '{ print $10 }' "/proc/$mpid/stat")"
@@ -106,7 +109,7 @@ for run in $(seq 1 "$runs"); do
   mbs="$(awk -v s="$size" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", s / ((b - a) / 1e9) / 1e6 }')"
   printf '%s\t%s\t%s\t%s\t%s\n' "$(per_gib "$c_mount")" "$(per_gib "$c_curl")" "$(per_gib "$c_ssl")" "$mbs" "$peak" >>"$results"
   c_sys="$(awk -v a="$ms0" -v b="$ms1" 'BEGIN { printf "%.3f", b - a }')"
-  say "run $run: mount $(per_gib "$c_mount") s/GiB (sys $(per_gib "$c_sys")), curls $(per_gib "$c_curl"), openssl $(per_gib "$c_ssl"), cold read $mbs MB/s, peak RSS $peak MiB, $((mf1 - mf0)) minor page faults"
+  say "run $run: mount $(per_gib "$c_mount") s/GiB (sys $(per_gib "$c_sys")), curls $(per_gib "$c_curl"), openssl $(per_gib "$c_ssl"), cold read $mbs MB/s, peak RSS $peak MiB ($mem, heap ${heap:-?} MiB after the read), $((mf1 - mf0)) minor page faults"
   rm -rf "$d"
 done
 median() { cut -f"$1" "$results" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
