@@ -95,9 +95,9 @@ export class BlockCache extends EventEmitter implements BlockCachePort {
     if (!Number.isSafeInteger(opts.budgetBytes) || opts.budgetBytes < 0) throw new RangeError(`budgetBytes must be a non-negative integer, not ${opts.budgetBytes}`);
     await mkdir(opts.dir, { recursive: true });
     const cache = new BlockCache(opts);
-    await cache.kept.load();
-    // After the scan of kept.load, which removes a crash's probe file (not ours: ours is not made yet).
-    cache.buffers.addAligned(await cache.direct.prepare(opts.maxInFlight));
+    // The probe of direct writes (a few ms of disk writes) runs while kept.load scans and stats.
+    const [, aligned] = await Promise.all([cache.kept.load(), cache.direct.prepare(opts.maxInFlight)]);
+    cache.buffers.addAligned(aligned);
     cache.timer = setInterval(() => cache.persist.flush(true), opts.indexFlushIntervalMs ?? 5000);
     cache.timer.unref();
     return cache;

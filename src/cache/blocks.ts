@@ -34,6 +34,7 @@ export const BLOCK_FILE_NAME = /^(0|[1-9][0-9]{0,9})$/;
 export const TEMP_FILE_NAME = /^(0|[1-9][0-9]{0,9})\.tmp-\d+-\d+$/;
 /** The probe file of DirectWrites.prepare (direct.ts), in the cache folder itself; a crash's is removed at open. */
 export const PROBE_FILE_NAME = /^\.direct-probe-\d+$/;
+export const probeFileName = (pid: number): string => `.direct-probe-${pid}`;
 
 export function revDirName(rev: string): string {
   return PLAIN_REV.test(rev) ? rev : `h-${createHash('sha256').update(rev).digest('hex')}`;

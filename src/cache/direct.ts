@@ -20,14 +20,14 @@
  *
  * A block's length is rounded up to 4 KiB for the write (the bytes after the data, inside its
  * own buffer, are zeroed first) and the file is then truncated to the block's length.
- * The probe (a few ms: BlockCache.open awaits it, while a mount waits for its first answer from
- * Dropbox anyway) leaves no file; a crash's probe file is removed by the next open's scan.
+ * The probe (a few ms: BlockCache.open awaits it alongside its scan of the kept blocks) leaves
+ * no file; a crash's probe file is removed by the next open's scan.
  * Where it fails, buffers are plain and writes buffered.
  */
 import { constants } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { BLOCK_BYTES } from './blocks.js';
+import { BLOCK_BYTES, probeFileName } from './blocks.js';
 
 /** Direct I/O sizes and addresses are multiples of this (a page: no device here wants more). */
 export const DIRECT_ALIGN = 4096;
@@ -59,7 +59,7 @@ export class DirectWrites {
     const arena = new SharedArrayBuffer(count * BLOCK_BYTES + DIRECT_ALIGN);
     let base: number | undefined;
     try {
-      base = await alignedOffset(arena, path.join(this.dir, `.direct-probe-${process.pid}`));
+      base = await alignedOffset(arena, path.join(this.dir, probeFileName(process.pid)));
     } catch (e) {
       this.usable = false;
       this.log(`cache: direct writes off (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): block files go through the page cache`);

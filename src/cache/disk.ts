@@ -9,7 +9,7 @@
 import type { BigIntStats } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { BLOCK_FILE_NAME, blockPath, blockRange, PROBE_FILE_NAME, REV_DIR_NAME, revDir, TEMP_FILE_NAME } from './blocks.js';
+import { BLOCK_FILE_NAME, blockPath, blockRange, PROBE_FILE_NAME, probeFileName, REV_DIR_NAME, revDir, TEMP_FILE_NAME } from './blocks.js';
 import { bufferFor, readFully } from '../util/read.js';
 import type { DirectWrites } from './direct.js';
 import { CacheError } from './errors.js';
@@ -134,7 +134,8 @@ export class BlockFiles {
   async scan(): Promise<ScanResult> {
     const out: ScanResult = { blocks: new Set(), temps: [], dirs: [] };
     for (const d of await readdir(this.dir, { withFileTypes: true })) {
-      if (d.isFile() && PROBE_FILE_NAME.test(d.name)) out.temps.push(path.join(this.dir, d.name));
+      // A crash's probe file (ours may be in use: DirectWrites.prepare runs alongside).
+      if (d.isFile() && PROBE_FILE_NAME.test(d.name) && d.name !== probeFileName(process.pid)) out.temps.push(path.join(this.dir, d.name));
       if (!d.isDirectory() || !REV_DIR_NAME.test(d.name)) continue;
       const folder = path.join(this.dir, d.name);
       out.dirs.push(folder);
