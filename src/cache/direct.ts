@@ -25,7 +25,7 @@
  * Where it fails, buffers are plain and writes buffered.
  */
 import { constants } from 'node:fs';
-import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { open, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { BLOCK_BYTES, probeFileName } from './blocks.js';
 
@@ -35,6 +35,9 @@ export const DIRECT_ALIGN = 4096;
 const MALLOC_ALIGN = 16;
 
 const roundUp = (n: number): number => Math.ceil(n / DIRECT_ALIGN) * DIRECT_ALIGN;
+
+/** open(2) flags of a new block file written directly. */
+export const DIRECT_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_DIRECT;
 
 export class DirectWrites {
   private arena: SharedArrayBuffer | undefined;
@@ -77,38 +80,26 @@ export class DirectWrites {
   }
 
   /**
-   * Writes `data` (aligned: see aligned()) as the new file `file` with O_DIRECT. Answers false,
-   * having written nothing that stays, when the filesystem refuses it (EINVAL): the caller then
-   * writes it buffered, and so does every later write.
+   * The bytes a direct write of `data` (aligned: see aligned()) writes: its length rounded up to
+   * DIRECT_ALIGN, the bytes after the data zeroed in its own buffer (rather than another block's
+   * old bytes on disk). The file is truncated to `data.length` after it (disk.ts writeWhole).
    */
-  async write(file: string, data: Uint8Array): Promise<FileHandle | false> {
+  padded(data: Uint8Array): Uint8Array {
     const padded = roundUp(data.length);
-    // Zeros after the data, in its own buffer, rather than another block's old bytes on disk.
     new Uint8Array(data.buffer, data.byteOffset + data.length, padded - data.length).fill(0);
-    let fh: FileHandle | undefined;
-    try {
-      fh = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_DIRECT, 0o666);
-      const view = new Uint8Array(data.buffer, data.byteOffset, padded);
-      for (let off = 0; off < padded; ) {
-        const { bytesWritten } = await fh.write(view, off, padded - off, off);
-        if (bytesWritten <= 0) throw Object.assign(new Error(`${file}: the disk took no bytes`), { code: 'EIO' });
-        off += bytesWritten;
-      }
-      if (padded !== data.length) await fh.truncate(data.length);
-      return fh;
-    } catch (e) {
-      await fh?.close().catch(() => undefined);
-      if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
-      this.usable = false;
-      this.log('cache: direct writes off (a direct write answered EINVAL): block files go through the page cache from now on');
-      return false;
-    }
+    return new Uint8Array(data.buffer, data.byteOffset, padded);
+  }
+
+  /** The filesystem refused a direct write (EINVAL): this one and every later one go buffered. */
+  refused(): void {
+    this.usable = false;
+    this.log('cache: direct writes off (a direct write answered EINVAL): block files go through the page cache from now on');
   }
 }
 
 /** The first offset in `arena` from which the kernel takes a direct write (a probe file, removed after). */
 async function alignedOffset(arena: SharedArrayBuffer, probe: string): Promise<number> {
-  const fh = await open(probe, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_DIRECT, 0o600);
+  const fh = await open(probe, DIRECT_FLAGS, 0o600);
   try {
     for (let off = 0; off < DIRECT_ALIGN; off += MALLOC_ALIGN) {
       try {

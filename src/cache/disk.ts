@@ -11,7 +11,7 @@ import { mkdir, open, readdir, rename, rm, rmdir, stat, unlink, type FileHandle 
 import path from 'node:path';
 import { BLOCK_FILE_NAME, blockPath, blockRange, PROBE_FILE_NAME, probeFileName, REV_DIR_NAME, revDir, TEMP_FILE_NAME } from './blocks.js';
 import { bufferFor, readFully } from '../util/read.js';
-import type { DirectWrites } from './direct.js';
+import { DIRECT_FLAGS, type DirectWrites } from './direct.js';
 import { CacheError } from './errors.js';
 import { FdCache } from './fds.js';
 
@@ -169,21 +169,27 @@ export class BlockFiles {
  * (3.6 % of the mount's event loop on a cold read, profiled with scripts/bench-cold.sh).
  */
 async function writeWhole(file: string, data: Uint8Array, direct?: DirectWrites): Promise<string> {
-  const written = direct?.aligned(data) ? await direct.write(file, data) : false;
-  if (written) {
+  if (direct?.aligned(data)) {
     try {
-      return fileStamp(await written.stat({ bigint: true }));
-    } finally {
-      await written.close();
+      return await writeNew(file, direct.padded(data), DIRECT_FLAGS, data.length);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
+      direct.refused();
     }
   }
-  const fh = await open(file, 'w');
+  return writeNew(file, data, 'w', data.length);
+}
+
+/** Writes `bytes` as the new file `file` (opened with `flags`), cut to `length`; its stamp. */
+async function writeNew(file: string, bytes: Uint8Array, flags: string | number, length: number): Promise<string> {
+  const fh = await open(file, flags, 0o666);
   try {
-    for (let off = 0; off < data.length; ) {
-      const { bytesWritten } = await fh.write(data, off, data.length - off, off);
+    for (let off = 0; off < bytes.length; ) {
+      const { bytesWritten } = await fh.write(bytes, off, bytes.length - off, off);
       if (bytesWritten <= 0) throw Object.assign(new Error(`${file}: the disk took no bytes`), { code: 'EIO' });
       off += bytesWritten;
     }
+    if (bytes.length !== length) await fh.truncate(length);
     return fileStamp(await fh.stat({ bigint: true }));
   } finally {
     await fh.close();

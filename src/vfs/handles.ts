@@ -107,9 +107,7 @@ export class Handles {
    * truncating), else on a fresh spool file holding the current bytes unless truncating.
    */
   private async openForWrite(fusePath: string, existing: EntryInfo | undefined, truncate: boolean, dirty: boolean): Promise<number> {
-    const openSpool = (): Spool | undefined => {
-      return existing && (this.nodes.getHidden(existing.pathLower) ?? this.nodes.get(existing.pathLower))?.writer()?.spool;
-    };
+    const openSpool = (): Spool | undefined => existing && (this.nodes.getHidden(existing.pathLower) ?? this.nodes.get(existing.pathLower))?.writer()?.spool;
     const shared = openSpool();
     if (shared) return this.share(fusePath, existing!, shared, truncate);
     const spoolPath = this.newSpoolPath();
@@ -160,7 +158,7 @@ export class Handles {
   async read(id: number, offset: number, length: number, into?: Buffer, intoGone?: AbortSignal): Promise<Buffer> {
     const h = this.handle(id);
     if (h.kind === 'write') {
-      while (h.spool.copying) await h.spool.copying.catch(() => undefined);
+      if (h.spool.copying) await copied(h.spool);
       // Its bytes are gone (emptied to give the disk space back): no read pretends otherwise.
       if (h.spool.failed) throw new VfsError('EIO', `${h.node.path}: a write to it failed, so what was written through it is lost`);
       return readFrom(h.spool.fh, offset, length, into);
@@ -224,8 +222,8 @@ export class Handles {
    * (a new open of the name, or any other file, can then be written).
    */
   private async free(s: Spool): Promise<void> {
-    while (s.busy > 0) await new Promise<void>((wake) => s.idle.push(wake));
-    while (s.copying) await s.copying.catch(() => undefined);
+    while (s.busy > 0) await idle(s);
+    await copied(s);
     // A journaled file is the upload's (a copy of it failed): it stays whole.
     if (s.committed) return;
     await s.fh.truncate(0).catch(() => undefined); // closed already by the last release: fine
@@ -329,7 +327,7 @@ export class Handles {
         return;
       }
       if (s.busy > 0) {
-        await new Promise<void>((resolve) => s.idle.push(resolve));
+        await idle(s);
         continue;
       }
       const { version, path: spoolPath } = s;
@@ -381,7 +379,7 @@ export class Handles {
   /** A write handle leaves its spool: the last one closes it, and deletes it unless journaled. */
   private async leave(s: Spool): Promise<void> {
     if (--s.users > 0) return;
-    while (s.copying) await s.copying.catch(() => undefined);
+    await copied(s);
     await s.fh.close().catch(() => undefined);
     if (!s.committed) await unlink(s.path).catch(() => undefined);
   }
@@ -423,6 +421,16 @@ export class Handles {
 }
 
 /** The error a failed handle answers: the spool write's own errno (ENOSPC stays ENOSPC). */
+/** Until no copy of the spool is in progress (one that failed included). */
+async function copied(s: Spool): Promise<void> {
+  while (s.copying) await s.copying.catch(() => undefined);
+}
+
+/** Until the changes in flight on the spool are done (change() wakes it when busy drops to 0). */
+function idle(s: Spool): Promise<void> {
+  return new Promise<void>((wake) => s.idle.push(wake));
+}
+
 function failure(h: WriteHandle): VfsError {
   const { failed } = h.spool;
   return new VfsError(errnoOf(failed), `${h.node.path}: a write to it failed, so it was not saved`, { cause: failed });

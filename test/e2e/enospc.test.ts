@@ -31,17 +31,26 @@ async function cacheWithSmallSpool(t: ExecutionContext): Promise<{ cacheDir: str
   return { cacheDir, spool };
 }
 
-e2eTest('cp of 20 MiB onto an 8 MiB spool disk fails with "No space left on device"; Dropbox gets no truncated file, an old version stays, the next cp works', async (t) => {
+/**
+ * A mount whose spool is the small tmpfs, a work folder, and `remotePath` uploaded with the
+ * bytes of an old image (seen on the mount before this returns).
+ */
+async function mountWithOldImage(t: ExecutionContext, remotePath: string): Promise<{ spool: string; work: string; m: Awaited<ReturnType<typeof mountFor>>; dbx: ReturnType<typeof sdk>; old: Buffer }> {
   const { cacheDir, spool } = await cacheWithSmallSpool(t);
   const work = await mkdtemp(path.join(tmpdir(), 'sreg-e2e-enospc-'));
   t.teardown(() => rm(work, { recursive: true, force: true }));
   const m = await mountFor(t, { env: { SINGULARITY_CACHEDIR: cacheDir } });
   const dbx = sdk(m.emu);
+  const old = Buffer.from('the old image');
+  await upload(dbx, remotePath, old);
+  await waitFor(`${remotePath} on the mount`, async () => ((await sh('stat', [path.join(m.dir, remotePath)])).code === 0 ? true : undefined), 15_000);
+  return { spool, work, m, dbx, old };
+}
+
+e2eTest('cp of 20 MiB onto an 8 MiB spool disk fails with "No space left on device"; Dropbox gets no truncated file, an old version stays, the next cp works', async (t) => {
+  const { spool, work, m, dbx, old } = await mountWithOldImage(t, '/lab/old.simg');
   const big = path.join(work, 'big.simg');
   await writeFile(big, pseudoRandom(20 * MiB, 'enospc'));
-  const old = Buffer.from('the old image');
-  await upload(dbx, '/lab/old.simg', old);
-  await waitFor('/lab/old.simg on the mount', async () => ((await sh('stat', [path.join(m.dir, 'lab/old.simg')])).code === 0 ? true : undefined), 15_000);
 
   const fresh = await sh('cp', [big, path.join(m.dir, 'lab/new.simg')]);
   t.not(fresh.code, 0);
@@ -61,18 +70,11 @@ e2eTest('cp of 20 MiB onto an 8 MiB spool disk fails with "No space left on devi
 });
 
 e2eTest('a program that keeps its descriptor after "No space left on device": the disk space comes back at once, the file shows its old bytes, other files can be written, and nothing of the failed write lands', async (t) => {
-  const { cacheDir, spool } = await cacheWithSmallSpool(t);
-  const work = await mkdtemp(path.join(tmpdir(), 'sreg-e2e-enospc-'));
-  t.teardown(() => rm(work, { recursive: true, force: true }));
-  const m = await mountFor(t, { env: { SINGULARITY_CACHEDIR: cacheDir } });
-  const dbx = sdk(m.emu);
+  const { spool, work, m, dbx, old } = await mountWithOldImage(t, '/lab/held.simg');
   const big = path.join(work, 'big.simg');
   await writeFile(big, pseudoRandom(20 * MiB, 'enospc-held'));
   const small = path.join(work, 'small.simg');
   await writeFile(small, pseudoRandom(1 * MiB, 'enospc-small'));
-  const old = Buffer.from('the old image');
-  await upload(dbx, '/lab/held.simg', old);
-  await waitFor('/lab/held.simg on the mount', async () => ((await sh('stat', [path.join(m.dir, 'lab/held.simg')])).code === 0 ? true : undefined), 15_000);
 
   // fd 3 stays open across everything after the failed write, as a long-running program's would.
   const script = [

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { errnoOf } from '../../src/vfs/index.js';
-import { MemorySut } from './memory-sut.js';
+import { MemorySut, O_RDWR, O_TRUNC, O_WRONLY } from './memory-sut.js';
 
 const run = promisify(execFile);
 
@@ -26,12 +26,17 @@ async function smallSpool(t: { teardown(fn: () => unknown): void }): Promise<str
 
 const MiB = 1024 * 1024;
 
-test('a spool write failing with ENOSPC: close and fsync answer ENOSPC, nothing is uploaded, the spool file goes, the old version stays', async (t) => {
+/** The VFS over the in-memory ports, spooling to a 1 MiB tmpfs. */
+async function onSmallSpool(t: { teardown(fn: () => unknown): void }): Promise<{ spool: string; s: MemorySut; vfs: MemorySut['vfs']; ports: MemorySut['ports'] }> {
   const spool = await smallSpool(t);
   const s = new MemorySut(spool);
-  const { vfs, ports } = s;
+  return { spool, s, vfs: s.vfs, ports: s.ports };
+}
+
+test('a spool write failing with ENOSPC: close and fsync answer ENOSPC, nothing is uploaded, the spool file goes, the old version stays', async (t) => {
+  const { spool, s, vfs, ports } = await onSmallSpool(t);
   ports.remote.upload('/a.simg', Buffer.from('old bytes'));
-  const fd = await vfs.open('/a.simg', 1 | 0o1000 /* O_WRONLY | O_TRUNC */);
+  const fd = await vfs.open('/a.simg', O_WRONLY | O_TRUNC);
   t.is(await vfs.write(fd, Buffer.alloc(64 * 1024, 1), 0), 64 * 1024);
   const err = await t.throwsAsync(vfs.write(fd, Buffer.alloc(2 * MiB, 2), 64 * 1024));
   t.is(errnoOf(err), 'ENOSPC');
@@ -49,9 +54,7 @@ test('a spool write failing with ENOSPC: close and fsync answer ENOSPC, nothing 
 });
 
 test('a new file whose spool write failed is never uploaded; creating it again afterwards works', async (t) => {
-  const spool = await smallSpool(t);
-  const s = new MemorySut(spool);
-  const { vfs, ports } = s;
+  const { spool, s, vfs, ports } = await onSmallSpool(t);
   const fd = await vfs.create('/b.simg');
   t.is(errnoOf(await t.throwsAsync(vfs.write(fd, Buffer.alloc(2 * MiB, 3), 0))), 'ENOSPC');
   t.is(errnoOf(await t.throwsAsync(s.close(fd))), 'ENOSPC');
@@ -67,9 +70,7 @@ test('a new file whose spool write failed is never uploaded; creating it again a
 });
 
 test('an earlier journaled close stays when a later write of the same handle fails', async (t) => {
-  const spool = await smallSpool(t);
-  const s = new MemorySut(spool);
-  const { vfs, ports } = s;
+  const { spool, s, vfs, ports } = await onSmallSpool(t);
   const fd = await vfs.create('/c.simg');
   await vfs.write(fd, Buffer.from('first'), 0);
   await vfs.flush(fd); // close of one dup'd descriptor: journaled
@@ -82,9 +83,7 @@ test('an earlier journaled close stays when a later write of the same handle fai
 });
 
 test('after a failed write, ftruncate answers the same error and nothing is uploaded', async (t) => {
-  const spool = await smallSpool(t);
-  const s = new MemorySut(spool);
-  const { vfs, ports } = s;
+  const { s, vfs, ports } = await onSmallSpool(t);
   const fd = await vfs.create('/d.simg');
   // tmpfs allocates on write, not truncate: the write that fills the hole is what fails.
   await vfs.ftruncate(fd, 2 * MiB);
@@ -96,11 +95,9 @@ test('after a failed write, ftruncate answers the same error and nothing is uplo
 });
 
 test('while a failed descriptor stays open, the path shows the version before it; a new open starts from that version and saves', async (t) => {
-  const spool = await smallSpool(t);
-  const s = new MemorySut(spool);
-  const { vfs, ports } = s;
+  const { spool, s, vfs, ports } = await onSmallSpool(t);
   ports.remote.upload('/e.simg', Buffer.from('old bytes'));
-  const bad = await vfs.open('/e.simg', 2 /* O_RDWR */);
+  const bad = await vfs.open('/e.simg', O_RDWR);
   t.is(await vfs.write(bad, Buffer.from('NEW'), 0), 3);
   t.is(vfs.getattr('/e.simg').size, 9);
   t.is(errnoOf(await t.throwsAsync(vfs.write(bad, Buffer.alloc(2 * MiB, 6), 9))), 'ENOSPC');
@@ -111,7 +108,7 @@ test('while a failed descriptor stays open, the path shows the version before it
   t.deepEqual(vfs.readdir('/'), ['e.simg']);
   t.is(errnoOf(await t.throwsAsync(vfs.read(bad, 0, 64))), 'EIO', 'what was written through it is lost, and a read says so');
   // Its spool file was emptied, so the 1 MiB disk has room again for the new open's copy.
-  const good = await vfs.open('/e.simg', 2 /* O_RDWR */);
+  const good = await vfs.open('/e.simg', O_RDWR);
   t.is((await vfs.read(good, 0, 64)).toString(), 'old bytes');
   await vfs.write(good, Buffer.from('OLD'), 0);
   t.is(vfs.stateOf('/e.simg'), 'open-for-write');
@@ -124,11 +121,9 @@ test('while a failed descriptor stays open, the path shows the version before it
 });
 
 test('truncate(2) of a path whose only writer failed makes a new revision from the version before it', async (t) => {
-  const spool = await smallSpool(t);
-  const s = new MemorySut(spool);
-  const { vfs, ports } = s;
+  const { s, vfs, ports } = await onSmallSpool(t);
   ports.remote.upload('/f.simg', Buffer.from('old bytes'));
-  const bad = await vfs.open('/f.simg', 1 /* O_WRONLY */);
+  const bad = await vfs.open('/f.simg', O_WRONLY);
   t.is(errnoOf(await t.throwsAsync(vfs.write(bad, Buffer.alloc(2 * MiB, 7), 0))), 'ENOSPC');
   await vfs.truncate('/f.simg', 3);
   t.is(vfs.getattr('/f.simg').size, 3);

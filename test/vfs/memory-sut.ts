@@ -8,6 +8,7 @@ import { memoryVfsPorts, type MemoryPorts } from '../../src/vfs/memory/index.js'
 import type { Sut } from './ops.js';
 
 export const O_WRONLY = 1;
+export const O_RDWR = 2;
 export const O_TRUNC = 0o1000;
 
 export class MemorySut implements Sut {
