@@ -13,6 +13,9 @@
 #   BENCH_CPU_PROF     a folder: the mount runs with --cpu-prof there (one .cpuprofile per mount)
 #   BENCH_PERF         a file name: `perf record -g` of the mount process during each cold dd,
 #                      to FILE.RUN (`perf report -i FILE.RUN` shows kernel time too)
+#   BENCH_SHAPED       1: keep the emulator shaped (BENCH_LATENCY_MS, default 20; BENCH_BANDWIDTH per
+#                      connection, default 40M), as bench-mount.sh's "cold read, shaped": the
+#                      summary then also gives the curls' MB/s and the ratio mount / curls
 #   SREGISTRY_PYTHON_THREADS  N: sreg's fetch workers and the floor's parallel curls (default 9)
 #   BENCH_SREG         which sreg to measure: `dist` (default) or a git revision (see lib/bench.sh)
 # Prints one line per measurement and a summary (medians): CPU s/GiB of the mount, of the
@@ -28,7 +31,7 @@ repo="$(pwd)"
 BENCH_DATA_MIB="${BENCH_DATA_MIB:-250}"
 export BENCH_DATA_MIB
 bench_settings /dev/null
-bandwidth="" # unshaped
+[ "${BENCH_SHAPED:-0}" = 1 ] || bandwidth="" # unshaped
 [ "$(id -u)" -eq 0 ] || { echo "bench-cold: needs root (a FUSE mount)" >&2; exit 1; }
 need curl dd node openssl fusermount
 bench_init cold
@@ -54,6 +57,7 @@ for run in $(seq 1 "$runs"); do
   track ranged_curls "$rpath"
   stop_timing
   c_curl="$cpu_c"
+  curl_mbs="$(awk -v s="$size" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", s / ((b - a) / 1e9) / 1e6 }')"
   cat "$img" >/dev/null # openssl reads from the page cache: its CPU is the hashing
   start_timing
   track openssl dgst -sha256 "$img" >/dev/null
@@ -107,14 +111,17 @@ for run in $(seq 1 "$runs"); do
   peak="${peak:-0}"
   c_mount="$(awk -v a="$mc0" -v b="$mc1" 'BEGIN { printf "%.3f", b - a }')"
   mbs="$(awk -v s="$size" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", s / ((b - a) / 1e9) / 1e6 }')"
-  printf '%s\t%s\t%s\t%s\t%s\n' "$(per_gib "$c_mount")" "$(per_gib "$c_curl")" "$(per_gib "$c_ssl")" "$mbs" "$peak" >>"$results"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(per_gib "$c_mount")" "$(per_gib "$c_curl")" "$(per_gib "$c_ssl")" "$mbs" "$peak" "$curl_mbs" >>"$results"
   c_sys="$(awk -v a="$ms0" -v b="$ms1" 'BEGIN { printf "%.3f", b - a }')"
-  say "run $run: mount $(per_gib "$c_mount") s/GiB (sys $(per_gib "$c_sys")), curls $(per_gib "$c_curl"), openssl $(per_gib "$c_ssl"), cold read $mbs MB/s, peak RSS $peak MiB ($mem, heap ${heap:-?} MiB after the read), $((mf1 - mf0)) minor page faults"
+  say "run $run: mount $(per_gib "$c_mount") s/GiB (sys $(per_gib "$c_sys")), curls $(per_gib "$c_curl"), openssl $(per_gib "$c_ssl"), cold read $mbs MB/s (curls $curl_mbs), peak RSS $peak MiB ($mem, heap ${heap:-?} MiB after the read), $((mf1 - mf0)) minor page faults"
   rm -rf "$d"
 done
 median() { cut -f"$1" "$results" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-m_mount="$(median 1)" m_curl="$(median 2)" m_ssl="$(median 3)" m_mbs="$(median 4)" m_peak="$(median 5)"
+m_mount="$(median 1)" m_curl="$(median 2)" m_ssl="$(median 3)" m_mbs="$(median 4)" m_peak="$(median 5)" m_curl_mbs="$(median 6)"
 floor="$(awk -v a="$m_curl" -v b="$m_ssl" 'BEGIN { printf "%.2f", a + b }')"
 ratio="$(awk -v m="$m_mount" -v f="$floor" 'BEGIN { printf "%.2f", m / f }')"
-echo "sreg $sreg_desc ($commit); image $size bytes; $threads fetches; medians of $runs"
+shaping="unshaped"
+[ -z "$bandwidth" ] || shaping="shaped: ${latency_ms} ms, $bandwidth B/s per connection"
+echo "sreg $sreg_desc ($commit); image $size bytes; $threads fetches; emulator $shaping; medians of $runs"
 echo "mount CPU ${m_mount} s/GiB; floor ${floor} s/GiB (curls ${m_curl} + openssl ${m_ssl}); ratio ${ratio}; cold read ${m_mbs} MB/s; peak RSS ${m_peak} MiB"
+[ -z "$bandwidth" ] || echo "cold read / ${threads} ranged curls (${m_curl_mbs} MB/s): $(awk -v a="$m_mbs" -v b="$m_curl_mbs" 'BEGIN { printf "%.2f", a / b }')"

@@ -10,13 +10,19 @@
  * kernel keeps the FUSE file's own pages, so the block file's page-cache copy served almost no
  * one: it is what a warm read (after a remount or a drop of the caches) reads from the disk.
  *
- * O_DIRECT wants the memory address aligned (the device's DMA alignment, at most a page here),
- * and JavaScript cannot see an address: one SharedArrayBuffer holds all the aligned buffers,
- * and the offset in it that is aligned is found once, at open, by direct 4 KiB writes to a
- * probe file from offsets 0, 16, 32… (malloc aligns to 16): the first one the kernel takes.
- * Every block buffer then starts at that offset plus a multiple of BLOCK_BYTES (a multiple of
- * 4 KiB), so every one is aligned. A write whose data is not one of them, or on a filesystem
- * without O_DIRECT (the open or the probe answers EINVAL), is an ordinary buffered write.
+ * O_DIRECT wants the memory address aligned, and JavaScript cannot see an address. The aligned
+ * buffers live in the memory of one shared WebAssembly.Memory: V8 maps it from the OS, so it
+ * starts on a page boundary, and it is a SharedArrayBuffer that the hashing workers read in
+ * place. Every block buffer starts at a multiple of BLOCK_BYTES (a multiple of 4 KiB) in it.
+ * Page alignment, not just the device's 512 bytes, is what makes direct writes fast: measured
+ * here with scripts/lib/direct-write-bench.mjs (250 new 4 MiB block files, 4 at once, as disk.ts
+ * writes them): from memory 512-aligned but not page-aligned 59–297 MB/s, 54–351 ms per file at
+ * the median; from page-aligned memory 1071–1486 MB/s, 11–15 ms. An earlier version found a
+ * 512-aligned offset in a plain SharedArrayBuffer by probing, and its slow block writes held
+ * the fetch slots of a cold read from a shaped emulator: 36–148 MB/s against 9 curls' 326.
+ * WebAssembly.Memory reserves ~10 GiB of address space (not memory): under a `ulimit -v` that
+ * refuses it, block files are written through the page cache. One direct 4 KiB probe write at
+ * open tells whether the filesystem takes O_DIRECT at all (EINVAL: it does not).
  *
  * A block's length is rounded up to 4 KiB for the write (the bytes after the data, inside its
  * own buffer, are zeroed first) and the file is then truncated to the block's length.
@@ -31,8 +37,8 @@ import { BLOCK_BYTES, probeFileName } from './blocks.js';
 
 /** Direct I/O sizes and addresses are multiples of this (a page: no device here wants more). */
 export const DIRECT_ALIGN = 4096;
-/** malloc's alignment: the step between the candidate offsets of the probe. */
-const MALLOC_ALIGN = 16;
+/** WebAssembly's page size: the shared memory grows in these. */
+const WASM_PAGE = 65536;
 
 const roundUp = (n: number): number => Math.ceil(n / DIRECT_ALIGN) * DIRECT_ALIGN;
 
@@ -41,7 +47,6 @@ export const DIRECT_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O
 
 export class DirectWrites {
   private arena: SharedArrayBuffer | undefined;
-  private base = 0;
   /** False once the filesystem refused O_DIRECT (or direct writes are off): writes are buffered. */
   private usable: boolean;
 
@@ -49,6 +54,8 @@ export class DirectWrites {
     private readonly dir: string,
     private readonly log: (line: string) => void,
     enabled = true,
+    /** Page-aligned shared memory of `bytes` (tests pass one that fails). */
+    private readonly allocate: (bytes: number) => SharedArrayBuffer = pageAlignedShared,
   ) {
     this.usable = enabled;
   }
@@ -59,24 +66,29 @@ export class DirectWrites {
    */
   async prepare(count: number): Promise<Buffer[]> {
     if (!this.usable || count <= 0) return [];
-    const arena = new SharedArrayBuffer(count * BLOCK_BYTES + DIRECT_ALIGN);
-    let base: number | undefined;
+    let arena: SharedArrayBuffer;
     try {
-      base = await alignedOffset(arena, path.join(this.dir, probeFileName(process.pid)));
+      arena = this.allocate(count * BLOCK_BYTES);
+    } catch (e) {
+      this.usable = false;
+      this.log(`cache: direct writes off (no page-aligned shared memory: ${(e as Error).message}; a ulimit -v?): block files go through the page cache`);
+      return [];
+    }
+    try {
+      await probe(arena, path.join(this.dir, probeFileName(process.pid)));
     } catch (e) {
       this.usable = false;
       this.log(`cache: direct writes off (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): block files go through the page cache`);
       return [];
     }
     this.arena = arena;
-    this.base = base;
     this.log('cache: direct writes (O_DIRECT) of block files, not through the page cache');
-    return Array.from({ length: count }, (_, i) => Buffer.from(arena, base + i * BLOCK_BYTES, BLOCK_BYTES));
+    return Array.from({ length: count }, (_, i) => Buffer.from(arena, i * BLOCK_BYTES, BLOCK_BYTES));
   }
 
   /** Whether `data` starts one of the aligned buffers (its rounded-up length stays inside it). */
   aligned(data: Uint8Array): boolean {
-    return this.usable && data.buffer === this.arena && (data.byteOffset - this.base) % BLOCK_BYTES === 0 && data.length <= BLOCK_BYTES;
+    return this.usable && data.buffer === this.arena && data.byteOffset % BLOCK_BYTES === 0 && data.length <= BLOCK_BYTES;
   }
 
   /**
@@ -97,21 +109,22 @@ export class DirectWrites {
   }
 }
 
-/** The first offset in `arena` from which the kernel takes a direct write (a probe file, removed after). */
-async function alignedOffset(arena: SharedArrayBuffer, probe: string): Promise<number> {
-  const fh = await open(probe, DIRECT_FLAGS, 0o600);
+/** The part of the WebAssembly global used here (the project's TypeScript lib has no DOM or WebAssembly types). */
+declare const WebAssembly: { Memory: new (d: { initial: number; maximum: number; shared: true }) => { buffer: SharedArrayBuffer } };
+
+/** Shared memory that starts on a page boundary: a WebAssembly.Memory's (mapped by V8 from the OS). */
+export function pageAlignedShared(bytes: number): SharedArrayBuffer {
+  const pages = Math.ceil(bytes / WASM_PAGE);
+  return new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true }).buffer;
+}
+
+/** One direct write from the start of `arena` to a probe file (removed after): throws EINVAL where O_DIRECT is refused. */
+async function probe(arena: SharedArrayBuffer, file: string): Promise<void> {
+  const fh = await open(file, DIRECT_FLAGS, 0o600);
   try {
-    for (let off = 0; off < DIRECT_ALIGN; off += MALLOC_ALIGN) {
-      try {
-        await fh.write(new Uint8Array(arena, off, DIRECT_ALIGN), 0, DIRECT_ALIGN, 0);
-        return off;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
-      }
-    }
-    throw Object.assign(new Error('no offset of the buffer was aligned for it'), { code: 'EINVAL' });
+    await fh.write(new Uint8Array(arena, 0, DIRECT_ALIGN), 0, DIRECT_ALIGN, 0);
   } finally {
     await fh.close().catch(() => undefined);
-    await unlink(probe).catch(() => undefined);
+    await unlink(file).catch(() => undefined);
   }
 }

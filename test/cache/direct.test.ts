@@ -79,6 +79,23 @@ test('data that is not an aligned pooled buffer (or direct writes off) goes thro
   t.true((await readFile(offFiles.path('rev3', 0))).equals(b));
 });
 
+test('where page-aligned shared memory is refused (a ulimit -v), blocks are written through the page cache, whole, and the log says why', async (t) => {
+  const dir = await tempDir(t, 'sreg-direct-nomem-');
+  const logs: string[] = [];
+  const refuse = (): SharedArrayBuffer => {
+    throw new RangeError('WebAssembly.Memory(): could not allocate memory');
+  };
+  const direct = new DirectWrites(dir, (l) => logs.push(l), true, refuse);
+  t.deepEqual(await direct.prepare(2), []);
+  t.true(logs.some((l) => l.includes('direct writes off (no page-aligned shared memory: WebAssembly.Memory(): could not allocate memory')), logs.join('; '));
+  const files = new BlockFiles(dir, () => undefined, 4, direct);
+  const b = Buffer.alloc(BLOCK_BYTES, 0x33);
+  t.false(direct.aligned(b));
+  await files.write('rev4', 0, b);
+  t.true((await readFile(files.path('rev4', 0))).equals(b));
+  t.deepEqual((await readdir(dir)).filter((n) => n.startsWith('.')), [], 'no probe file');
+});
+
 test('the pool hands out its aligned buffers first and always takes them back, beyond `keep`', async (t) => {
   const { bufs } = await prepared(t, 2);
   if (bufs.length === 0) return t.pass();
