@@ -13,6 +13,9 @@
 import { constants } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+
+/* global WebAssembly */
 
 const B = 4 * 1024 * 1024;
 const [dir, ...kinds] = process.argv.slice(2);
