@@ -39,6 +39,11 @@ export interface BlockCacheOptions {
   fetch: (file: FileRef, start: number, end: number, into: Buffer | undefined, signal: AbortSignal) => Promise<Buffer>;
   /** Concurrent fetches (SREGISTRY_PYTHON_THREADS). */
   maxInFlight: number;
+  /**
+   * Fetched blocks that may wait for their hash and their write behind the fetches on the wire
+   * (default: half of maxInFlight, rounded up): a slow disk write does not hold a connection.
+   */
+  writeBehindBlocks?: number;
   removeDirOnClose?: boolean;
   log?: (line: string) => void;
   nowMs?: () => number;
@@ -68,7 +73,10 @@ export class BlockCache extends EventEmitter implements BlockCachePort {
   /** Fetched blocks being written behind their readers (writeBehind). */
   private readonly behind = new Set<Promise<void>>();
   private readonly ops = new Set<Promise<unknown>>();
+  /** Connections: held by a fetch while its bytes come. */
   private readonly slots: FetchSlots;
+  /** Block buffers: held by a fetch from before its bytes come until its block is written. */
+  private readonly memorySlots: FetchSlots;
   private readonly diskSlots: FetchSlots;
   private readonly planner: ReadaheadPlanner;
   private readonly buffers: BlockBufferPool;
@@ -96,7 +104,7 @@ export class BlockCache extends EventEmitter implements BlockCachePort {
     await mkdir(opts.dir, { recursive: true });
     const cache = new BlockCache(opts);
     // The probe of direct writes (a few ms of disk writes) runs while kept.load scans and stats.
-    const [, aligned] = await Promise.all([cache.kept.load(), cache.direct.prepare(opts.maxInFlight)]);
+    const [, aligned] = await Promise.all([cache.kept.load(), cache.direct.prepare(cache.bufferCount)]);
     cache.buffers.addAligned(aligned);
     cache.timer = setInterval(() => cache.persist.flush(true), opts.indexFlushIntervalMs ?? 5000);
     cache.timer.unref();
@@ -108,8 +116,9 @@ export class BlockCache extends EventEmitter implements BlockCachePort {
     this.log = opts.log ?? noop;
     this.now = opts.nowMs ?? Date.now;
     this.slots = new FetchSlots(opts.maxInFlight);
+    this.memorySlots = new FetchSlots(this.bufferCount);
     this.diskSlots = new FetchSlots(opts.maxInFlight);
-    this.buffers = new BlockBufferPool(opts.maxInFlight);
+    this.buffers = new BlockBufferPool(this.bufferCount);
     this.hasher = opts.hasher ?? new Sha256Pool({ size: opts.hashWorkers ?? 1 });
     // The window reaches twice as far as the fetches that may run: the slots keep maxInFlight on
     // the wire, and a slot that frees while the reader still waits on an earlier block goes to
@@ -128,6 +137,11 @@ export class BlockCache extends EventEmitter implements BlockCachePort {
     this.store = new BlockStore({ ...common, budgetBytes: opts.budgetBytes, now: this.now, onGone: (e) => this.emit('gone', e.rev, e.block) });
     this.kept = new KeptBlocks({ ...common, store: this.store, hasher: this.hasher, buffers: this.buffers, slots: this.diskSlots, inflight: this.inflight });
     this.revs = new RevChecks(this.store, this.inflight, this.log);
+  }
+
+  /** Fetched blocks in memory at most: on the wire, then hashed and written behind them. */
+  private get bufferCount(): number {
+    return this.opts.maxInFlight + (this.opts.writeBehindBlocks ?? Math.ceil(this.opts.maxInFlight / 2));
   }
 
   read(file: FileRef, offset: number, length: number, stream: number, into?: Buffer, intoGone?: AbortSignal): Promise<Buffer> {
@@ -301,27 +315,33 @@ export class BlockCache extends EventEmitter implements BlockCachePort {
       if (priority === 'demand') existing.promote();
       return existing;
     }
-    const ticket = this.slots.acquire(priority);
-    const pending: Pending = { promise: Promise.resolve(RETRY), promote: () => ticket.promote() };
+    const tickets = new FetchTickets(this.memorySlots, this.slots, priority);
+    const pending: Pending = { promise: Promise.resolve(RETRY), promote: () => tickets.promote() };
     this.inflight.set(key, pending);
-    pending.promise = this.runFetch(file, b, ticket, key, pending);
+    pending.promise = this.runFetch(file, b, tickets, key, pending);
     pending.promise.catch(noop); // readahead has no waiter; readers still see the rejection
     return pending;
   }
 
   /**
    * Fetches and digests a block and hands its bytes (the pooled buffer) to its readers at once;
-   * the block file is written behind them (writeBehind), and the fetch keeps its slot and its
-   * buffer until it is: at most `maxInFlight` fetched blocks are in memory, as before.
+   * the block file is written behind them (writeBehind). The fetch gives its connection back as
+   * soon as its bytes are in, and keeps its buffer (its memory slot) until the block is written:
+   * at most `bufferCount` fetched blocks are in memory.
    */
-  private async runFetch(file: FileRef, b: number, ticket: Ticket, key: string, pending: Pending): Promise<BlockResult> {
+  private async runFetch(file: FileRef, b: number, tickets: FetchTickets, key: string, pending: Pending): Promise<BlockResult> {
     let buf: Buffer | undefined;
     let writing = false;
     try {
-      await ticket.ready;
       const { start, end } = blockRange(file.size, b);
-      buf = this.buffers.acquire();
-      const data = await this.opts.fetch(file, start, end, buf, this.fetchAbort.signal);
+      const connection = await tickets.connection();
+      let data: Buffer;
+      try {
+        buf = this.buffers.acquire();
+        data = await this.opts.fetch(file, start, end, buf, this.fetchAbort.signal);
+      } finally {
+        connection.release();
+      }
       if (!Buffer.isBuffer(data) || data.length !== end - start) {
         throw new CacheError('bad_fetch', `fetching bytes ${start}-${end} of rev ${file.rev} returned ${Buffer.isBuffer(data) ? data.length : typeof data} bytes`);
       }
@@ -335,7 +355,7 @@ export class BlockCache extends EventEmitter implements BlockCachePort {
         throw new CacheError('corrupt', `rev ${file.rev} (${file.id}) did not match its content_hash twice in a row`);
       }
       writing = true;
-      const w = this.track(() => this.writeBehind(file.rev, b, key, data, fresh, buf, ticket));
+      const w = this.track(() => this.writeBehind(file.rev, b, key, data, fresh, buf, tickets.memory));
       this.behind.add(w);
       void w.finally(() => this.behind.delete(w));
       return data;
@@ -346,19 +366,19 @@ export class BlockCache extends EventEmitter implements BlockCachePort {
     } finally {
       if (!writing) {
         if (this.inflight.get(key) === pending) this.inflight.delete(key);
-        this.buffers.releaseLater(buf, ticket);
+        this.buffers.releaseLater(buf, tickets.memory);
       }
     }
   }
 
   /** Writes a fetched block (already served) and indexes it unless its rev was dropped meanwhile. */
-  private async writeBehind(rev: string, b: number, key: string, data: Buffer, fresh: Unwritten, buf: Buffer | undefined, ticket: Ticket): Promise<void> {
+  private async writeBehind(rev: string, b: number, key: string, data: Buffer, fresh: Unwritten, buf: Buffer | undefined, memory: Ticket): Promise<void> {
     try {
       await this.store.store(rev, b, data, fresh.sha256, () => this.revs.isUnwritten(rev, b, fresh));
     } finally {
       this.revs.removeUnwritten(rev, b, fresh);
       if (this.inflight.get(key) === fresh.pending) this.inflight.delete(key);
-      this.buffers.releaseLater(buf, ticket);
+      this.buffers.releaseLater(buf, memory);
     }
   }
 
@@ -369,6 +389,7 @@ export class BlockCache extends EventEmitter implements BlockCachePort {
     this.store.stopFlushing();
     this.fetchAbort.abort();
     this.slots.close();
+    this.memorySlots.close();
     this.diskSlots.close();
     clearInterval(this.timer);
     while (this.ops.size > 0 || this.inflight.size > 0) {
@@ -396,5 +417,38 @@ export class BlockCache extends EventEmitter implements BlockCachePort {
     const done = (): void => void this.ops.delete(p);
     void p.then(done, done);
     return p;
+  }
+}
+
+/**
+ * A fetch's two tickets: a buffer's (memory: first, held until its block is written) and then a
+ * connection's (held while its bytes come). A reader that starts waiting promotes both.
+ */
+class FetchTickets {
+  readonly memory: Ticket;
+  private net: Ticket | undefined;
+  private demand: boolean;
+
+  constructor(
+    memorySlots: FetchSlots,
+    private readonly netSlots: FetchSlots,
+    priority: Priority,
+  ) {
+    this.demand = priority === 'demand';
+    this.memory = memorySlots.acquire(priority);
+  }
+
+  /** Resolves with the connection's ticket once the fetch holds a buffer and a connection. */
+  async connection(): Promise<Ticket> {
+    await this.memory.ready;
+    const net = (this.net = this.netSlots.acquire(this.demand ? 'demand' : 'readahead'));
+    await net.ready;
+    return net;
+  }
+
+  promote(): void {
+    this.demand = true;
+    this.memory.promote();
+    this.net?.promote();
   }
 }
