@@ -41,10 +41,14 @@
  *   buffers in place (SharedArrayBuffers); SQLite writes are short batched transactions
  *   (inserts/deletes at most once a second, last-use times every few seconds, both at close).
  * - Single flight: one promise per block being fetched, adopted or checked; every reader of that
- *   block waits on it. At most `maxInFlight` fetches run at once; a waiting reader's fetch goes
- *   before readahead, and readahead never takes the last free slot. A fetch holds its slot (and
- *   its buffer) until its block is on disk, also after its readers have their bytes, so at most `maxInFlight` fetched blocks are in memory (in pooled
- *   buffers, of which at most `maxInFlight` are kept free). A read fills one buffer: the
+ *   block waits on it. At most `maxInFlight` fetches are on the wire at once; a waiting reader's
+ *   fetch goes before readahead, and readahead never takes the last free connection. A fetch
+ *   takes a buffer first (a memory slot) and then a connection; it gives the connection back as
+ *   soon as its bytes are in, and its buffer once its block is on disk, also after its readers
+ *   have their bytes: at most `maxInFlight` + `writeBehindBlocks` (default half of
+ *   `maxInFlight`) fetched blocks are in memory (in pooled buffers, that many kept free), and a
+ *   slow disk write does not hold a connection. The socket reads a block's bytes straight into
+ *   its buffer (dropbox/range-socket.ts). A read fills one buffer: the
  *   caller's when it passes one (the kernel's, through fuse/: no allocation or copy on a hit),
  *   else a new one. Such a read settles only once nothing writes into the caller's buffer any
  *   more, also when one of its blocks failed; once the caller's signal aborts it stops waiting

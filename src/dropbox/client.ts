@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import type { Dropbox, DropboxAuth } from 'dropbox';
 import { TokenSource, type Credentials } from './auth.js';
 import { downloadRanges, fetchRange } from './download.js';
+import { RangeReader } from './range-socket.js';
 import { endpointFetch, type FetchLike } from './endpoint.js';
 import { describeBody, fromHttp, localError, notTheApi, RemoteError } from './errors.js';
 import { Transport } from './http.js';
@@ -102,6 +103,8 @@ export class DropboxClient {
   /** The SDK, loaded at the first RPC call (a mount's `status`/`unmount` never load it). */
   private sdkP: Promise<{ sdk: Dropbox; auth: DropboxAuth }> | undefined;
   private readonly transport: Transport;
+  /** The mount's block fetches: sockets that read into the cache's buffers. */
+  private readonly ranges: RangeReader;
   private readonly retry: RetryOptions;
   private readonly fetch: FetchLike;
 
@@ -109,6 +112,7 @@ export class DropboxClient {
     this.fetch = endpointFetch(opts.endpoint, opts.timeoutMs);
     this.tokens = new TokenSource(opts, this.fetch);
     this.transport = new Transport(opts.endpoint, opts.workers + 2, opts.timeoutMs);
+    this.ranges = new RangeReader(opts.endpoint, opts.workers + 2, opts.timeoutMs);
     this.retry = {
       ...DEFAULT_RETRY,
       ...opts.retry,
@@ -120,6 +124,7 @@ export class DropboxClient {
 
   close(): void {
     this.transport.close();
+    this.ranges.close();
   }
 
   private loadSdk(): Promise<{ sdk: Dropbox; auth: DropboxAuth }> {
@@ -357,7 +362,7 @@ export class DropboxClient {
   /** With `deadlineMs`, an outage (unreachable, stalled, 5xx) is ridden out until then (reads through the mount). */
   readRange(source: string, start: number, end: number, o: { signal?: AbortSignal; into?: Buffer; deadlineMs?: number } = {}): Promise<Buffer> {
     const retry = o.deadlineMs === undefined ? this.retry : { ...this.retry, deadlineMs: o.deadlineMs };
-    return fetchRange({ transport: this.transport, token: () => this.tokens.get(), retry, source, start, end, signal: o.signal, into: o.into });
+    return fetchRange({ reader: this.ranges, token: () => this.tokens.get(), retry, source, start, end, signal: o.signal, into: o.into });
   }
 
   /**

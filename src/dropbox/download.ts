@@ -12,6 +12,7 @@ import { bufferFor } from '../util/read.js';
 import { combineBlockDigests, CONTENT_HASH_BLOCK_BYTES } from './content-hash.js';
 import { localError, RemoteError } from './errors.js';
 import { Transport } from './http.js';
+import type { RangeReader } from './range-socket.js';
 import { withRetries, type RetryOptions } from './retry.js';
 
 const BLOCK = CONTENT_HASH_BLOCK_BYTES;
@@ -142,7 +143,7 @@ export async function downloadRanges(job: DownloadJob): Promise<void> {
 }
 
 export interface RangeJob {
-  transport: Transport;
+  reader: RangeReader;
   token: () => Promise<string>;
   retry: RetryOptions;
   /** `rev:…` */
@@ -155,7 +156,10 @@ export interface RangeJob {
   into?: Buffer;
 }
 
-/** Reads [start, end) of one revision into memory (for one cache block); resumes after a cut. */
+/**
+ * Reads [start, end) of one revision into memory (for one cache block), the socket reading
+ * straight into it (range-socket.ts); resumes after a cut.
+ */
 export async function fetchRange(job: RangeJob): Promise<Buffer> {
   const n = job.end - job.start;
   const out = bufferFor(n, job.into);
@@ -164,48 +168,22 @@ export async function fetchRange(job: RangeJob): Promise<Buffer> {
   await withRetries(
     'files/download',
     async (attempt) => {
-      const from = job.start + got;
-      const res = await job.transport.request({
-        route: 'files/download',
-        token: (attempt.token = await job.token()),
-        arg: { path: job.source },
-        headers: { range: `bytes=${from}-${job.end - 1}` },
-        signal: job.signal,
-      });
-      if (res.statusCode !== 206) throw await Transport.failure('files/download', res);
-      const cr = res.headers['content-range'];
-      if (typeof cr !== 'string' || !cr.startsWith(`bytes ${from}-${job.end - 1}/`)) {
-        res.destroy();
-        throw new RemoteError('api', 'files/download', `Dropbox answered a range request with the wrong range (${cr ?? 'none'})`);
+      const progress = { bytes: 0 };
+      try {
+        await job.reader.read({
+          token: (attempt.token = await job.token()),
+          arg: { path: job.source },
+          start: job.start + got,
+          end: job.end,
+          into: out.subarray(got, n),
+          signal: job.signal,
+          progress,
+        });
+      } finally {
+        got += progress.bytes;
       }
-      // Socket pieces are copied into `out` as they come, from 'data' events: `for await`
-      // costs a promise and an iterator step per piece (profiled: the event loop's promise
-      // handling was the third item of a cold read through the mount).
-      await new Promise<void>((resolve, reject) => {
-        const done = (e?: Error): void => {
-          res.off('data', onData);
-          res.off('end', done);
-          res.off('close', done);
-          res.off('error', done);
-          if (e === undefined) resolve();
-          else {
-            res.destroy();
-            reject(e);
-          }
-        };
-        const onData = (data: Buffer): void => {
-          if (got + data.length > out.length) return done(new RemoteError('api', 'files/download', 'Dropbox sent more bytes than asked for'));
-          data.copy(out, got);
-          got += data.length;
-        };
-        res.on('data', onData);
-        res.once('end', done);
-        res.once('close', done); // without 'end': a premature close, found below
-        res.once('error', done);
-      });
-      if (got < out.length) throw Object.assign(new Error('premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
     },
-    { ...job.retry, signal: job.signal, endpointLabel: job.transport.label },
+    { ...job.retry, signal: job.signal, endpointLabel: job.reader.label },
   );
   return out;
 }
