@@ -241,10 +241,16 @@ class Connection {
     }
     const raw = Buffer.concat(this.errorBody, this.errorBodyBytes);
     let body: Buffer | undefined;
-    if (this.errorLength === 'chunked') body = dechunk(raw);
-    else if (typeof this.errorLength === 'number' && raw.length >= this.errorLength) body = raw.subarray(0, this.errorLength);
+    let used = raw.length;
+    if (this.errorLength === 'chunked') {
+      const d = dechunk(raw);
+      if (d) ({ body, end: used } = d);
+    } else if (typeof this.errorLength === 'number' && raw.length >= this.errorLength) {
+      body = raw.subarray(0, (used = this.errorLength));
+    }
     if (body === undefined && this.errorBodyBytes <= MAX_ERROR_BODY_BYTES) return; // more to come (or the close ends it)
-    this.finishError(body ?? raw, body === undefined || raw.length > body.length);
+    // Cut at the size limit, or bytes past the answer: the connection goes.
+    this.finishError(body ?? raw, body === undefined || raw.length > used);
   }
 
   /** The error answer as fromHttp makes it; the socket goes unless the answer ended cleanly. */
@@ -279,16 +285,23 @@ function parseHead(text: string): Head | undefined {
   return { status: Number(m[1]), headers };
 }
 
-/** A chunked body decoded, or undefined while its last chunk has not come. */
-export function dechunk(raw: Buffer): Buffer | undefined {
+/**
+ * A chunked body decoded and where its framing ended in `raw` (after the last chunk and its
+ * trailers), or undefined while that has not come.
+ */
+export function dechunk(raw: Buffer): { body: Buffer; end: number } | undefined {
   const parts: Buffer[] = [];
   let pos = 0;
   for (;;) {
     const eol = raw.indexOf('\r\n', pos);
     if (eol < 0) return undefined;
     const size = parseInt(raw.toString('latin1', pos, eol).split(';')[0]!.trim(), 16);
-    if (!Number.isFinite(size) || size < 0) return Buffer.concat(parts); // not chunked after all: what came
-    if (size === 0) return Buffer.concat(parts);
+    if (!Number.isFinite(size) || size < 0) return { body: Buffer.concat(parts), end: raw.length }; // not chunked after all: what came
+    if (size === 0) {
+      // No trailers ("0\r\n\r\n"), or trailers up to an empty line.
+      const end = raw.indexOf('\r\n', eol + 2) === eol + 2 ? eol + 4 : raw.indexOf('\r\n\r\n', eol + 2) + 4;
+      return end >= 4 && end <= raw.length ? { body: Buffer.concat(parts), end } : undefined;
+    }
     if (raw.length < eol + 2 + size + 2) return undefined;
     parts.push(raw.subarray(eol + 2, eol + 2 + size));
     pos = eol + 2 + size + 2;

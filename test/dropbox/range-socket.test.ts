@@ -230,9 +230,13 @@ test('an abort mid-body rejects with an AbortError at once and drops the connect
   t.is(srv.sockets.size, 0, 'the server saw the connection close');
 });
 
-test('dechunk: whole bodies, bodies still coming, extensions', (t) => {
-  t.deepEqual(dechunk(Buffer.from('3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n')), Buffer.from('abcde'));
+test('dechunk: whole bodies and where they end, bodies still coming, extensions, trailers', (t) => {
+  const whole = '3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n';
+  t.deepEqual(dechunk(Buffer.from(whole)), { body: Buffer.from('abcde'), end: whole.length });
+  t.deepEqual(dechunk(Buffer.from(`${whole}HTTP`)), { body: Buffer.from('abcde'), end: whole.length }, 'what follows is not the body');
   t.is(dechunk(Buffer.from('3\r\nab')), undefined);
   t.is(dechunk(Buffer.from('3\r\nabc\r\n')), undefined);
-  t.deepEqual(dechunk(Buffer.from('0\r\n\r\n')), Buffer.alloc(0));
+  t.is(dechunk(Buffer.from('3\r\nabc\r\n0\r\n')), undefined, 'the last empty line has not come');
+  t.deepEqual(dechunk(Buffer.from('0\r\n\r\n')), { body: Buffer.alloc(0), end: 5 });
+  t.deepEqual(dechunk(Buffer.from('1\r\nz\r\n0\r\nX-T: 1\r\n\r\n')), { body: Buffer.from('z'), end: 19 }, 'trailers');
 });
