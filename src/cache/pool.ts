@@ -6,10 +6,12 @@
  *
  * A buffer goes back only after everyone who was handed it is done: a fetch's readers copy
  * their slices in the microtasks that follow the fetch's settling, so `releaseLater` waits
- * for the next macrotask (setImmediate). The fetch's slot is given back in the same callback,
- * after its buffer: the fetch that takes the slot next takes that buffer, so a steady stream
- * of fetches uses `maxInFlight` buffers, not twice as many (measured: peak RSS of a cold 1 GiB
- * read 187–211 MiB with the slot freed at once). At most `keep` free buffers are kept.
+ * for the next macrotask (setImmediate). The fetch's memory slot is given back in the same
+ * callback, after its buffer: the fetch that takes the slot next takes that buffer, so a
+ * steady stream of fetches uses as many buffers as there are memory slots (block-cache.ts:
+ * the fetch limit plus the blocks written behind), not more (measured when a fetch freed its
+ * only slot at once and took a fresh buffer: peak RSS of a cold 1 GiB read 187–211 MiB).
+ * At most `keep` free buffers are kept.
  *
  * The buffers live in SharedArrayBuffers, so the hashing workers (util/sha256-pool.ts) read
  * them in place: measured (scripts/lib/hash-pool-bench.mjs), 0.1–0.2 ms of the event loop per
