@@ -334,6 +334,8 @@ export class BlockCache extends EventEmitter implements BlockCachePort {
     let writing = false;
     try {
       const { start, end } = blockRange(file.size, b);
+      // The hashing worker boots (~0.1 s) while the first fetch waits for the network, not after it.
+      this.hasher.warm?.();
       const connection = await tickets.connection();
       let data: Buffer;
       try {

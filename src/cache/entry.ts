@@ -45,6 +45,8 @@ export interface Unwritten extends DigestedBlock {
 /** Block digests off the event loop (util/sha256-pool.ts). */
 export interface Hasher {
   digest(data: Uint8Array): Promise<Buffer>;
+  /** Gets ready for digests soon to come (starts its threads), if it has anything to get ready. */
+  warm?(): void;
   close(): Promise<void>;
 }
 

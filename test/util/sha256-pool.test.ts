@@ -69,3 +69,27 @@ test('an idle pool does not keep the process alive: its workers are unref\'d', a
   });
   t.is(out.trim(), sha(Buffer.from('x')).toString('hex'));
 });
+
+test('warm starts the workers before any job, once (idle, unref\'d: a warmed pool alone does not keep a process alive); close ends them', async (t) => {
+  const pool = new Sha256Pool({ size: 2 });
+  t.is(pool.workers, 0, 'workers start lazily');
+  pool.warm();
+  t.is(pool.workers, 2);
+  pool.warm();
+  t.is(pool.workers, 2, 'a second warm starts none');
+  const data = randomBytes(1000);
+  t.deepEqual(await pool.digest(data), sha(data));
+  t.is(pool.workers, 2, 'the job ran on a warmed worker');
+  await pool.close();
+  t.is(pool.workers, 0);
+  pool.warm();
+  t.is(pool.workers, 0, 'a closed pool starts nothing');
+
+  const { execFile } = await import('node:child_process');
+  const url = new URL('../../src/util/sha256-pool.js', import.meta.url).href;
+  const code = `import { Sha256Pool } from '${url}'; const p = new Sha256Pool(); p.warm(); console.log(p.workers);`;
+  const out = await new Promise<string>((resolve, reject) => {
+    execFile(process.execPath, ['--input-type=module', '-e', code], { timeout: 60_000 }, (e, stdout) => (e ? reject(new Error(e.message)) : resolve(stdout)));
+  });
+  t.is(out.trim(), '1', 'the process exited by itself with a warmed, idle worker');
+});
