@@ -15,7 +15,17 @@ import type { Readable } from 'node:stream';
 import { DROPBOX_HOST_HEADER } from './endpoint.js';
 import { describeBody, fromHttp, notTheApi, RemoteError, StallError, type StallPhase } from './errors.js';
 
-const CONTENT_HOST = 'content.dropboxapi.com';
+export const CONTENT_HOST = 'content.dropboxapi.com';
+
+/** An answer's body: JSON when it parses, else its text. */
+export function parseAnswer(bytes: Buffer): unknown {
+  const text = bytes.toString('utf8');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}
 
 export function headerSafeJson(value: unknown): string {
   return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
@@ -100,12 +110,7 @@ export class Transport {
   static async readBody(res: IncomingMessage): Promise<unknown> {
     const chunks: Buffer[] = [];
     for await (const c of res as AsyncIterable<Buffer>) chunks.push(c);
-    const text = Buffer.concat(chunks).toString('utf8');
-    try {
-      return JSON.parse(text) as unknown;
-    } catch {
-      return text;
-    }
+    return parseAnswer(Buffer.concat(chunks));
   }
 
   /** The RemoteError for a non-success answer (reads its body). */

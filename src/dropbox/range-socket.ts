@@ -25,9 +25,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { DROPBOX_HOST_HEADER } from './endpoint.js';
 import { fromHttp, RemoteError, StallError, type StallPhase } from './errors.js';
-import { headerSafeJson } from './http.js';
+import { CONTENT_HOST, headerSafeJson, parseAnswer } from './http.js';
 
-const CONTENT_HOST = 'content.dropboxapi.com';
 const ROUTE = 'files/download';
 /** An idle pooled socket is closed after this long (the server may close it sooner). */
 const KEEP_ALIVE_MS = 30_000;
@@ -70,7 +69,8 @@ class Connection {
   private errorBody: Buffer[] = [];
   private errorBodyBytes = 0;
   private errorLength: number | 'chunked' | 'close' = 0;
-  private closeAfter = false;
+  /** The answer said `Connection: close`, or the socket cannot be trusted with another request. */
+  closeAfter = false;
   /** Whether any byte of the current answer came: a reused socket that fails before is stale. */
   answered = false;
   reused = false;
@@ -141,10 +141,6 @@ class Connection {
   park(): void {
     this.reused = true;
     this.socket.setTimeout(KEEP_ALIVE_MS);
-  }
-
-  get closesAfter(): boolean {
-    return this.closeAfter;
   }
 
   destroy(e?: Error): void {
@@ -257,7 +253,7 @@ class Connection {
   private finishError(body: Buffer, dropSocket: boolean): void {
     const head = this.errorHead!;
     const settle = this.settle;
-    const e = fromHttp(ROUTE, head.status, parseBody(body), head.headers.get('retry-after'));
+    const e = fromHttp(ROUTE, head.status, parseAnswer(body), head.headers.get('retry-after'));
     if (dropSocket) this.destroy();
     else this.state = 'idle';
     settle?.(e);
@@ -305,15 +301,6 @@ export function dechunk(raw: Buffer): { body: Buffer; end: number } | undefined 
     if (raw.length < eol + 2 + size + 2) return undefined;
     parts.push(raw.subarray(eol + 2, eol + 2 + size));
     pos = eol + 2 + size + 2;
-  }
-}
-
-function parseBody(body: Buffer): unknown {
-  const text = body.toString('utf8');
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return text;
   }
 }
 
@@ -403,7 +390,7 @@ export class RangeReader {
   }
 
   private release(conn: Connection): void {
-    if (this.closed || conn.closesAfter || !conn.alive || this.idle.length >= this.maxIdle) return conn.destroy();
+    if (this.closed || conn.closeAfter || !conn.alive || this.idle.length >= this.maxIdle) return conn.destroy();
     conn.park();
     this.idle.push(conn);
   }
