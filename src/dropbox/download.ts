@@ -12,7 +12,7 @@ import { bufferFor } from '../util/read.js';
 import { combineBlockDigests, CONTENT_HASH_BLOCK_BYTES } from './content-hash.js';
 import { localError, RemoteError } from './errors.js';
 import { Transport } from './http.js';
-import type { RangeReader } from './range-socket.js';
+import type { BodySink, RangeReader } from './range-socket.js';
 import { withRetries, type RetryOptions } from './retry.js';
 
 const BLOCK = CONTENT_HASH_BLOCK_BYTES;
@@ -163,8 +163,21 @@ export interface RangeJob {
 export async function fetchRange(job: RangeJob): Promise<Buffer> {
   const n = job.end - job.start;
   const out = bufferFor(n, job.into);
-  let got = 0;
   if (out.length === 0) return out;
+  await readWithRetries(job, (got) => out.subarray(got, n));
+  return out;
+}
+
+/**
+ * Reads [start, end) of one revision into `sink`'s rooms in turn (a run of cache blocks, one
+ * request); resumes after a cut where the bytes stopped, into the same room.
+ */
+export async function fetchRangeInto(job: Omit<RangeJob, 'into'>, sink: BodySink): Promise<void> {
+  if (job.end > job.start) await readWithRetries(job, () => sink);
+}
+
+async function readWithRetries(job: Omit<RangeJob, 'into'>, into: (got: number) => Buffer | BodySink): Promise<void> {
+  let got = 0;
   await withRetries(
     'files/download',
     async (attempt) => {
@@ -175,7 +188,7 @@ export async function fetchRange(job: RangeJob): Promise<Buffer> {
           arg: { path: job.source },
           start: job.start + got,
           end: job.end,
-          into: out.subarray(got, n),
+          into: into(got),
           signal: job.signal,
           progress,
         });
@@ -185,5 +198,4 @@ export async function fetchRange(job: RangeJob): Promise<Buffer> {
     },
     { ...job.retry, signal: job.signal, endpointLabel: job.reader.label },
   );
-  return out;
 }

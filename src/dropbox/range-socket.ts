@@ -35,14 +35,30 @@ const MAX_HEAD_BYTES = 64 * 1024;
 /** An error answer's body larger than this is cut (it is only shown). */
 const MAX_ERROR_BODY_BYTES = 1024 * 1024;
 
+/**
+ * Where a body goes when it is not one buffer: the pieces it hands out in turn (a run of cache
+ * blocks, each in its own pooled buffer). The socket reads straight into each room; bytes read
+ * while no room was ready (the first read after a pause, or body bytes that came with the head)
+ * are copied in.
+ */
+export interface BodySink {
+  /**
+   * Room for the body's next bytes (not empty; only what is left of the body is used). A
+   * promise pauses the socket, its stall timer off, until it resolves; a rejection fails the read.
+   */
+  room(): Buffer | Promise<Buffer>;
+  /** `n` more bytes went into the room last given, after the ones before. */
+  wrote(n: number): void;
+}
+
 export interface RangeRead {
   token: string;
   arg: unknown;
   start: number;
   /** exclusive */
   end: number;
-  /** Takes exactly end - start bytes. */
-  into: Buffer;
+  /** Takes exactly end - start bytes: one buffer, or a sink's rooms in turn. */
+  into: Buffer | BodySink;
   signal?: AbortSignal;
   /** Bytes of the body put into `into` so far: a retry resumes after them. */
   progress: { bytes: number };
@@ -69,6 +85,13 @@ class Connection {
   private errorBody: Buffer[] = [];
   private errorBodyBytes = 0;
   private errorLength: number | 'chunked' | 'close' = 0;
+  /** A sink's room being filled, and how much of it is. */
+  private room: Buffer | undefined;
+  private roomUsed = 0;
+  /** Body bytes read while no room was ready (copied out of the scratch), waiting for one. */
+  private leftover: Buffer | undefined;
+  /** The sink's next room is a promise: the socket is paused until it resolves. */
+  private waitingRoom = false;
   /** The answer said `Connection: close`, or the socket cannot be trusted with another request. */
   closeAfter = false;
   /** Whether any byte of the current answer came: a reused socket that fails before is stale. */
@@ -123,6 +146,10 @@ class Connection {
     this.answered = false;
     this.closeAfter = false;
     this.errorHead = undefined;
+    this.room = undefined;
+    this.roomUsed = 0;
+    this.leftover = undefined;
+    this.waitingRoom = false;
     this.state = 'head';
     if (this.phase !== 'connect') this.phase = 'headers';
     this.socket.setTimeout(this.timeoutMs);
@@ -156,23 +183,34 @@ class Connection {
   }
 
   private nextBuffer(): Uint8Array {
-    if (this.state === 'body' && this.job) return this.job.into.subarray(this.job.progress.bytes, this.want);
+    if (this.state === 'body' && this.job) {
+      const { into, progress } = this.job;
+      if (Buffer.isBuffer(into)) return into.subarray(progress.bytes, this.want);
+      if (this.room && !this.leftover) return this.room.subarray(this.roomUsed, Math.min(this.room.length, this.roomUsed + this.want - progress.bytes));
+    }
     return this.scratch;
   }
 
   private onData(n: number, buf: Uint8Array): boolean {
     if (n <= 0) return true;
     if (this.state === 'body') {
-      // The read went into the caller's buffer (nextBuffer): nothing to copy.
-      this.job!.progress.bytes += n;
-      if (this.job!.progress.bytes >= this.want) this.done();
-      return true;
+      if (Buffer.isBuffer(this.job!.into)) {
+        // The read went into the caller's buffer (nextBuffer): nothing to copy.
+        this.job!.progress.bytes += n;
+        if (this.job!.progress.bytes >= this.want) this.done();
+        return true;
+      }
+      if (buf.buffer === this.room?.buffer && buf.byteOffset === this.room.byteOffset + this.roomUsed) {
+        this.wroteRoom(n);
+        return this.state !== 'body' || this.ensureRoom();
+      }
+      return this.absorb(Buffer.from(buf.buffer, buf.byteOffset, n));
     }
     const bytes = Buffer.from(buf.buffer, buf.byteOffset, n);
     if (this.state === 'head') this.onHead(bytes);
     else if (this.state === 'error-body') this.onErrorBody(bytes);
     else this.fail(new RemoteError('api', ROUTE, 'Dropbox sent bytes after its answer ended'));
-    return true;
+    return !this.waitingRoom; // the head's read may have brought body bytes that wait for a room
   }
 
   private onHead(bytes: Buffer): void {
@@ -213,9 +251,87 @@ class Connection {
     }
     // Bytes past the answer (in the same read): the answer stands, the connection goes.
     if (rest.length > this.want) this.closeAfter = true;
-    job.progress.bytes += rest.copy(job.into, job.progress.bytes, 0, Math.min(rest.length, this.want));
     this.state = 'body';
+    if (!Buffer.isBuffer(job.into)) {
+      this.absorb(rest.subarray(0, this.want));
+      return;
+    }
+    job.progress.bytes += rest.copy(job.into, job.progress.bytes, 0, Math.min(rest.length, this.want));
     if (job.progress.bytes >= this.want) this.done();
+  }
+
+  // ---- a body into a sink's rooms ----
+
+  private wroteRoom(n: number): void {
+    this.roomUsed += n;
+    this.job!.progress.bytes += n;
+    (this.job!.into as BodySink).wrote(n);
+    if (this.job!.progress.bytes >= this.want) this.done();
+  }
+
+  /**
+   * Body bytes not read into a room (they are in the scratch, read again next): copied into
+   * rooms; what no room is ready for yet waits, copied, with the socket paused. False: paused.
+   */
+  private absorb(bytes: Buffer): boolean {
+    let at = 0;
+    while (at < bytes.length && this.state === 'body') {
+      if (!this.ensureRoom()) {
+        this.leftover = Buffer.from(bytes.subarray(at));
+        return false;
+      }
+      const room = this.room!;
+      const n = bytes.copy(room, this.roomUsed, at, at + Math.min(room.length - this.roomUsed, this.want - this.job!.progress.bytes));
+      at += n;
+      this.wroteRoom(n);
+    }
+    // Bytes past the answer: it stands, the connection goes.
+    if (at < bytes.length) this.closeAfter = true;
+    return this.state === 'body' ? this.ensureRoom() : true;
+  }
+
+  /**
+   * Whether a room with space is ready (asks the sink for the next one when the current is
+   * full). When the sink answers with a promise the socket pauses, its stall timer off (the wait
+   * is ours, not the server's), and reading resumes once the room is there.
+   */
+  private ensureRoom(): boolean {
+    if (this.room && this.roomUsed < this.room.length) return true;
+    this.room = undefined;
+    this.roomUsed = 0;
+    const job = this.job!;
+    const next = (job.into as BodySink).room();
+    if (Buffer.isBuffer(next)) return this.takeRoom(next);
+    this.waitingRoom = true;
+    this.socket.setTimeout(0);
+    next.then(
+      (buf) => {
+        if (this.job !== job || this.state !== 'body') return;
+        this.waitingRoom = false;
+        if (!this.takeRoom(buf)) return;
+        const left = this.leftover;
+        this.leftover = undefined;
+        if (left && !this.absorb(left)) return; // waits for another room
+        if ((this.state as State) === 'dead') return;
+        // Reading again, also when the leftover ended the answer: an idle socket must see its close.
+        if ((this.state as State) === 'body') this.socket.setTimeout(this.timeoutMs);
+        this.socket.resume();
+      },
+      (e: unknown) => {
+        if (this.job === job) this.fail(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+    return false;
+  }
+
+  private takeRoom(buf: Buffer): boolean {
+    if (buf.length === 0) {
+      this.fail(new RangeError('a body sink gave an empty room'));
+      return false;
+    }
+    this.room = buf;
+    this.roomUsed = 0;
+    return true;
   }
 
   private onErrorHead(head: Head, rest: Buffer): void {
@@ -334,7 +450,7 @@ export class RangeReader {
    * also when it fails (a cut midway: the caller resumes after them).
    */
   async read(job: RangeRead): Promise<void> {
-    if (job.into.length < job.end - job.start) throw new RangeError(`a ${job.into.length}-byte buffer cannot take ${job.end - job.start} bytes`);
+    if (Buffer.isBuffer(job.into) && job.into.length < job.end - job.start) throw new RangeError(`a ${job.into.length}-byte buffer cannot take ${job.end - job.start} bytes`);
     if (job.end <= job.start) return;
     if (job.signal?.aborted) throw abortError(job.signal);
     if (this.closed) throw new RemoteError('network', ROUTE, 'the connection pool is closed');

@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { RemoteError, StallError } from '../../src/dropbox/errors.js';
-import { dechunk, RangeReader, type RangeRead } from '../../src/dropbox/range-socket.js';
+import { dechunk, RangeReader, type BodySink, type RangeRead } from '../../src/dropbox/range-socket.js';
 
 const TOKEN = 'sl.secret-token-never-shown';
 
@@ -66,8 +66,37 @@ function partial(start: number, end: number, extra = ''): Buffer {
   ]);
 }
 
-function job(start: number, end: number, over: Partial<RangeRead> = {}): RangeRead {
-  return { token: TOKEN, arg: { path: 'rev:0123456789abcdef' }, start, end, into: Buffer.alloc(end - start), progress: { bytes: 0 }, ...over };
+function job(start: number, end: number, over: Partial<RangeRead> = {}): RangeRead & { into: Buffer } {
+  return { token: TOKEN, arg: { path: 'rev:0123456789abcdef' }, start, end, into: Buffer.alloc(end - start), progress: { bytes: 0 }, ...over } as RangeRead & { into: Buffer };
+}
+
+/**
+ * A sink whose rooms have the sizes in `sizes` (in turn, the last repeated); a room whose
+ * `delays` entry is a number comes after that many ms (the socket pauses meanwhile), else at
+ * once. `got` is what it was given, in order.
+ */
+function sink(sizes: number[], delays: (number | undefined)[] = []): BodySink & { got: () => Buffer; wrote: (n: number) => void; rooms: number } {
+  const parts: Buffer[] = [];
+  let used = 0;
+  let current: Buffer | undefined;
+  const s = {
+    rooms: 0,
+    room(): Buffer | Promise<Buffer> {
+      if (current) parts.push(current.subarray(0, used));
+      const i = s.rooms++;
+      current = Buffer.alloc(sizes[Math.min(i, sizes.length - 1)]!);
+      used = 0;
+      const d = delays[i];
+      const room = current;
+      return d === undefined ? room : new Promise<Buffer>((r) => setTimeout(() => r(room), d));
+    },
+    wrote(n: number): void {
+      used += n;
+      if (used > current!.length) throw new Error('wrote past the room');
+    },
+    got: (): Buffer => Buffer.concat(current ? [...parts, current.subarray(0, used)] : parts),
+  };
+  return s;
 }
 
 /** Writes `bytes` in pieces cut at `cuts` (offsets), each its own write. */
@@ -80,15 +109,21 @@ async function writeCut(socket: net.Socket, bytes: Buffer, cuts: number[]): Prom
   }
 }
 
-test('a range lands in the caller buffer byte for byte however the answer is cut, and the connection is reused', async (t) => {
+/** A server answering each range cut where the last `cutAt` said, and a reader of it. */
+async function cutServer(t: ExecutionContext): Promise<{ srv: Awaited<ReturnType<typeof server>>; reader: RangeReader; cutAt: (c: number[]) => void }> {
   let cuts: number[] = [];
   const srv = await server(t, (req) => writeCut(req.socket, partial(...req.range), cuts));
   const reader = new RangeReader(srv.url, 4, 5000);
   t.teardown(() => reader.close());
+  return { srv, reader, cutAt: (c) => void (cuts = c.concat(c.map((x) => x * 97))) };
+}
+
+test('a range lands in the caller buffer byte for byte however the answer is cut, and the connection is reused', async (t) => {
+  const { srv, reader, cutAt } = await cutServer(t);
   await fc.assert(
     fc.asyncProperty(fc.integer({ min: 0, max: DATA.length - 1 }), fc.integer({ min: 1, max: DATA.length }), fc.array(fc.nat({ max: 300 }), { maxLength: 6 }), async (start, len, c) => {
       const end = Math.min(DATA.length, start + len);
-      cuts = c.concat(c.map((x) => x * 97));
+      cutAt(c);
       const j = job(start, end);
       await reader.read(j);
       return j.progress.bytes === end - start && j.into.equals(DATA.subarray(start, end));
@@ -239,4 +274,56 @@ test('dechunk: whole bodies and where they end, bodies still coming, extensions,
   t.is(dechunk(Buffer.from('3\r\nabc\r\n0\r\n')), undefined, 'the last empty line has not come');
   t.deepEqual(dechunk(Buffer.from('0\r\n\r\n')), { body: Buffer.alloc(0), end: 5 });
   t.deepEqual(dechunk(Buffer.from('1\r\nz\r\n0\r\nX-T: 1\r\n\r\n')), { body: Buffer.from('z'), end: 19 }, 'trailers');
+});
+
+test('a body into a sink: rooms of any size, given at once or later (the socket pauses), however the answer is cut; the connection is reused', async (t) => {
+  const { srv, reader, cutAt } = await cutServer(t);
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 0, max: DATA.length - 1 }),
+      fc.integer({ min: 1, max: DATA.length }),
+      fc.array(fc.nat({ max: 300 }), { maxLength: 6 }),
+      fc.array(fc.integer({ min: 1, max: 70000 }), { minLength: 1, maxLength: 5 }),
+      fc.array(fc.option(fc.nat({ max: 5 }), { nil: undefined }), { maxLength: 8 }),
+      async (start, len, c, sizes, delays) => {
+        const end = Math.min(DATA.length, start + len);
+        cutAt(c);
+        const into = sink(sizes, delays);
+        const progress = { bytes: 0 };
+        await reader.read({ ...job(start, end), into, progress });
+        return progress.bytes === end - start && into.got().equals(DATA.subarray(start, end));
+      },
+    ),
+    { numRuns: 80 },
+  );
+  t.is(new Set(srv.requests.map((r) => r.conn)).size, 1, 'one keep-alive connection for reads one after the other');
+});
+
+test('a sink that keeps the socket waiting longer than the stall timeout does not make a stall; the body then arrives whole', async (t) => {
+  const srv = await server(t, (req) => void req.socket.write(partial(...req.range)));
+  const reader = new RangeReader(srv.url, 4, 150);
+  t.teardown(() => reader.close());
+  const into = sink([1000, 65536], [undefined, 400, 400]);
+  const progress = { bytes: 0 };
+  await reader.read({ ...job(0, DATA.length), into, progress });
+  t.true(into.got().equals(DATA));
+  t.true(into.rooms >= 3, 'it waited twice for a room');
+});
+
+test('a sink whose room fails fails the read with its error and drops the connection', async (t) => {
+  const srv = await server(t, (req) => void req.socket.write(partial(...req.range)));
+  const reader = new RangeReader(srv.url, 4, 5000);
+  t.teardown(() => reader.close());
+  let n = 0;
+  const into: BodySink = {
+    room: () => (n++ === 0 ? Buffer.alloc(1000) : Promise.reject(new Error('no memory for you'))),
+    wrote: () => undefined,
+  };
+  const progress = { bytes: 0 };
+  await t.throwsAsync(reader.read({ ...job(0, DATA.length), into, progress }), { message: 'no memory for you' });
+  t.is(progress.bytes, 1000);
+  const j = job(5, 50);
+  await reader.read(j);
+  t.true(j.into.equals(DATA.subarray(5, 50)));
+  t.is(new Set(srv.requests.map((r) => r.conn)).size, 2, 'the failed read did not give its connection back');
 });
