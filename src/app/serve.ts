@@ -84,6 +84,7 @@ async function serve(config: Config, o: MountOptions, mlog: MountLog, life: Life
     dir: blocksDir,
     budgetBytes: o.cacheSizeBytes,
     fetch: (f, s, e, into, signal) => client.readRange(`rev:${f.rev}`, s, e, { into, signal, deadlineMs: config.readDeadlineMs }),
+    fetchRun: (f, s, e, sink, signal) => client.readRangeInto(`rev:${f.rev}`, s, e, sink, { signal, deadlineMs: config.readDeadlineMs }),
     maxInFlight: config.threads,
     directWrites: config.cacheDirectWrites,
     removeDirOnClose: config.disableCache,

@@ -11,6 +11,8 @@ export type Priority = 'demand' | 'readahead';
 export interface Ticket {
   /** Resolves when the ticket holds a slot. */
   readonly ready: Promise<void>;
+  /** Holds its slot now (so `ready` has resolved or is about to): no need to wait for it. */
+  readonly granted: boolean;
   /** A reader now waits on it: serve it as demand. */
   promote(): void;
   /** Gives the slot back (or leaves the queue). Idempotent. */
@@ -60,6 +62,9 @@ export class FetchSlots {
     }
     return {
       ready,
+      get granted(): boolean {
+        return entry.state === 'running';
+      },
       promote: () => {
         if (entry.priority === 'demand') return;
         entry.priority = 'demand';

@@ -44,3 +44,34 @@ test('a 20 MiB file from the emulator reads back byte for byte through the cache
   t.is(cache.stats().fetchedBytes, size);
   t.false(logs.some((l) => /content_hash/.test(l)), 'the blocks made the content_hash');
 });
+
+test('a sequential read from the emulator goes out in runs of blocks, a request each, and reads back byte for byte', async (t) => {
+  const emu = await startEmulator(t);
+  const work = await tempDir(t);
+  const client = new DropboxClient({ endpoint: emu.url, accessToken: emu.token, workers: 2 });
+  t.teardown(() => client.close());
+  const size = 48 * MiB + 4097;
+  const data = randomBytes(size);
+  const local = path.join(work, 'up.bin');
+  await writeFile(local, data);
+  const meta = await client.upload(local, size, { path: '/cache/runs.bin', mode: 'overwrite' });
+  const file: FileRef = { id: meta.id, rev: meta.rev, size: meta.size, contentHash: meta.contentHash };
+  const requests: number[] = [];
+  const { cache, logs } = await openCache(t, {
+    dir: path.join(work, 'blocks'),
+    maxInFlight: 2,
+    budgetBytes: 100 * MiB,
+    fetch: () => Promise.reject(new Error('runs go through fetchRun')),
+    fetchRun: (f, s, e, sink, signal) => {
+      requests.push(e - s);
+      return client.readRangeInto('rev:' + f.rev, s, e, sink, { signal });
+    },
+  });
+  const parts: Buffer[] = [];
+  for (let offset = 0; offset < size; offset += MiB) parts.push(await cache.read(file, offset, MiB, 1));
+  t.true(Buffer.concat(parts).equals(data));
+  await cache.settle();
+  t.is(requests.reduce((a, b) => a + b, 0), size, 'every byte fetched once');
+  t.true(requests.some((n) => n === 4 * BLOCK), `runs of 4 blocks (window 8 / 2 connections): ${requests.map((n) => Math.ceil(n / BLOCK)).join(',')}`);
+  t.false(logs.some((l) => /content_hash|cache: block/.test(l)), logs.join('\n'));
+});

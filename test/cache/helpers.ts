@@ -13,6 +13,7 @@ import { BlockCache, type BlockCacheOptions } from '../../src/cache/index.js';
 import { migrate } from '../../src/catalog/migrate.js';
 import { STATE_MIGRATIONS } from '../../src/catalog/mount-state.js';
 import { contentHash } from '../../src/dropbox/content-hash.js';
+import type { BodySink } from '../../src/dropbox/range-socket.js';
 import type { FileRef } from '../../src/vfs/ports.js';
 
 export const MiB = 1024 * 1024;
@@ -81,6 +82,54 @@ export class FakeRemote {
     }
   };
 
+  /** Requests of fetchRun: [start, end) each (its blocks are in `calls` too, one call each). */
+  readonly runs: { rev: string; start: number; end: number }[] = [];
+  /** Seeds how fetchRun cuts its bytes into writes. */
+  pieces = rng(99);
+
+  /**
+   * Like client.readRangeInto: one request for a run of blocks (a call per block in `calls`, so
+   * counts stay per block), its bytes written into the sink's rooms in random pieces with turns
+   * of the event loop between them. A fault fails the request before its first byte or, when
+   * its block is not the first, once the blocks before it are in (a cut midway).
+   */
+  readonly fetchRun = async (f: FileRef, start: number, end: number, sink: BodySink): Promise<void> => {
+    this.runs.push({ rev: f.rev, start, end });
+    const calls: Call[] = [];
+    for (let b = Math.floor(start / BLOCK); b * BLOCK < end; b++) calls.push({ rev: f.rev, start: Math.max(start, b * BLOCK), end: Math.min(end, (b + 1) * BLOCK), block: b });
+    this.calls.push(...calls);
+    this.inFlight++;
+    this.maxInFlightSeen = Math.max(this.maxInFlightSeen, this.inFlight);
+    try {
+      while (this.gate) await this.gate;
+      await new Promise((r) => setImmediate(r));
+      const src = this.data(f);
+      let at = start;
+      for (const call of calls) {
+        for (const fl of this.faults) {
+          const err = fl.times > 0 ? fl.fault(call) : undefined;
+          if (err) {
+            fl.times--;
+            throw err;
+          }
+        }
+        const c = this.corruptions.find((x) => x.rev === f.rev && x.block === call.block && x.times > 0);
+        if (c) c.times--;
+        while (at < call.end) {
+          const room = await sink.room();
+          const n = Math.min(room.length, call.end - at, 1 + this.pieces(256 * 1024));
+          src.copy(room, 0, at, at + n);
+          if (c && at === call.start) room[0] = (room[0] ?? 0) ^ 0xff;
+          at += n;
+          sink.wrote(n);
+          if (this.pieces(4) === 0) await new Promise((r) => setImmediate(r));
+        }
+      }
+    } finally {
+      this.inFlight--;
+    }
+  };
+
   /** Fetches wait until release(). */
   hold(): void {
     this.gate ??= new Promise<void>((r) => (this.openGate = r));
@@ -101,6 +150,12 @@ export class FakeRemote {
   /** The next `times` fetches of that block return it with its first byte flipped. */
   corrupt(rev: string, block: number, times = 1): void {
     this.corruptions.push({ rev, block, times });
+  }
+
+  /** No more injected failures or corruption. */
+  heal(): void {
+    this.faults = [];
+    this.corruptions = [];
   }
 
   count(rev?: string, block?: number): number {

@@ -26,7 +26,7 @@ test('a sequential reader gets a growing readahead window, fetched ahead of its 
     aheadSeen.add(furthest - current);
   }
   t.true(aheadSeen.has(1) && aheadSeen.has(2) && aheadSeen.has(4) && aheadSeen.has(8), `blocks requested ahead of the reader: ${[...aheadSeen].join(',')}`);
-  t.is(Math.max(...aheadSeen), 8, 'the window stops at 2 × maxInFlight');
+  t.is(Math.max(...aheadSeen), 16, 'the window stops at 4 × maxInFlight');
   t.true(remote.maxInFlightSeen <= 4, `never more than maxInFlight fetches at once (saw ${remote.maxInFlightSeen})`);
   t.is(remote.count(), 40, 'every block fetched exactly once');
   const s = cache.stats();
