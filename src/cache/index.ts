@@ -42,10 +42,11 @@
  *   (inserts/deletes at most once a second, last-use times every few seconds, both at close).
  * - Single flight: one promise per block being fetched, adopted or checked; every reader of that
  *   block waits on it. At most `maxInFlight` fetches are on the wire at once; a waiting reader's
- *   fetch goes before readahead, and readahead never takes the last free connection. A fetch
- *   takes a buffer first (a memory slot) and then a connection; it gives the connection back as
- *   soon as its bytes are in, and its buffer once its block is on disk, also after its readers
- *   have their bytes: at most `maxInFlight` + `writeBehindBlocks` (default half of
+ *   fetch goes before readahead, and readahead never takes the last free connection. A fetch is
+ *   a run of contiguous blocks in one request (run.ts; a demand fetch is a run of one): it takes
+ *   a connection first and each block's buffer (a memory slot) when the bytes reach that block;
+ *   it gives the connection back when the request ends, and a block's buffer once the block is
+ *   on disk, also after its readers have their bytes: at most `maxInFlight` + `writeBehindBlocks` (default half of
  *   `maxInFlight`) fetched blocks are in memory (in pooled buffers, that many kept free), and a
  *   slow disk write does not hold a connection. The socket reads a block's bytes straight into
  *   its buffer (dropbox/range-socket.ts). A read fills one buffer: the
@@ -55,7 +56,8 @@
  *   and starts no write (sink.ts).
  * - Readahead: a read that starts within NEAR_BYTES of where its stream has reached is
  *   sequential; the window opens at 1 block and doubles at each read that moves it forward, up
- *   to 2 × `maxInFlight` (the slots keep at most `maxInFlight` on the wire), never beyond one
+ *   to 4 × `maxInFlight`, fetched in runs of window / `maxInFlight` blocks (at most 4) so that
+ *   every connection has a run (a short run at the window's far edge waits to be whole), never beyond one
  *   block per MiB the run has read, and never beyond what the budget holds. Missing blocks in
  *   the window are fetched; blocks kept from an earlier session are trusted or digested ahead
  *   of the reader. Other reads touch only their blocks.
