@@ -279,8 +279,9 @@ export class BlockCache extends EventEmitter implements BlockCachePort {
     };
     for (const b of blocks) {
       const key = blockKey(file.rev, b);
-      const entry = this.inflight.has(key) ? undefined : this.store.index.peek(key);
-      if (this.inflight.has(key) || entry) {
+      const busy = this.inflight.has(key);
+      const entry = busy ? undefined : this.store.index.peek(key);
+      if (busy || entry) {
         start();
         if (entry && !entry.verified) this.kept.ahead(key, entry);
         continue;
@@ -380,14 +381,14 @@ export class BlockCache extends EventEmitter implements BlockCachePort {
       await this.fetchInto(file, run.start, run.end, run, this.fetchAbort.signal);
       if (run.unfilled().length > 0) throw new CacheError('bad_fetch', `fetching bytes ${run.start}-${run.end} of rev ${file.rev} ended before all of them came`);
     } catch (raw) {
-      const e = this.fetchAbort.signal.aborted ? new CacheError('closed', 'the block cache is closed', { cause: raw }) : (raw as Error);
+      const e = this.fetchAbort.signal.aborted ? new CacheError('closed', 'the block cache is closed', { cause: raw }) : raw instanceof Error ? raw : new Error(String(raw));
       const parts = run.unfilled();
       if (parts.length > 0 && !(e instanceof CacheError && e.code === 'closed')) {
         const which = parts.length === 1 ? `block ${parts[0]!.b}` : `blocks ${parts[0]!.b}-${parts.at(-1)!.b}`;
         this.log(`cache: ${which} of rev ${file.rev}: ${e.message}`);
       }
       for (const part of parts) {
-        part.settle(e instanceof Error ? e : new Error(String(e)));
+        part.settle(e);
         this.dropPart(part);
       }
     } finally {

@@ -51,8 +51,6 @@ export class FetchRun implements BodySink {
   /** The part being filled, and how many of its bytes are in. */
   private at = 0;
   private used = 0;
-  /** The buffer the part being filled waits for (a retry after a cut asks again). */
-  private waiting: Promise<Buffer> | undefined;
 
   constructor(
     readonly file: FileRef,
@@ -101,16 +99,9 @@ export class FetchRun implements BodySink {
     const part = this.parts[this.at];
     if (!part) throw new RangeError(`the run of rev ${this.file.rev} has no room past byte ${this.end}`);
     if (part.buf) return part.buf.subarray(this.used, part.bytes);
-    if (this.waiting) return this.waiting;
-    const memory = (part.memory = this.slots.memory.acquire(part.demand ? 'demand' : 'readahead'));
-    if (memory.granted) return this.take(part);
-    const waiting = memory.ready.then(() => this.take(part));
-    this.waiting = waiting;
-    void waiting.then(
-      () => void (this.waiting === waiting && (this.waiting = undefined)),
-      () => void (this.waiting === waiting && (this.waiting = undefined)),
-    );
-    return waiting;
+    // A retry after a cut may ask again while the slot is still coming: the same ticket.
+    const memory = (part.memory ??= this.slots.memory.acquire(part.demand ? 'demand' : 'readahead'));
+    return memory.granted ? this.take(part) : memory.ready.then(() => this.take(part));
   }
 
   wrote(n: number): void {

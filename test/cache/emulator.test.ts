@@ -2,7 +2,7 @@
  * The block cache over a real emulator: a 20 MiB random file uploaded with the client, read
  * back through the cache with ranged `rev:` downloads.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -11,17 +11,22 @@ import type { FileRef } from '../../src/vfs/ports.js';
 import { startEmulator } from '../helpers/emulator.js';
 import { BLOCK, freshStream, MiB, openCache, rng, tempDir } from './helpers.js';
 
-test('a 20 MiB file from the emulator reads back byte for byte through the cache', async (t) => {
+/** A random file of `size` bytes uploaded to a fresh emulator with the client, and its ref. */
+async function uploaded(t: ExecutionContext, size: number, name: string, workers: number): Promise<{ client: DropboxClient; data: Buffer; file: FileRef; work: string }> {
   const emu = await startEmulator(t);
   const work = await tempDir(t);
-  const client = new DropboxClient({ endpoint: emu.url, accessToken: emu.token, workers: 4 });
+  const client = new DropboxClient({ endpoint: emu.url, accessToken: emu.token, workers });
   t.teardown(() => client.close());
-  const size = 20 * MiB + 333;
   const data = randomBytes(size);
   const local = path.join(work, 'up.bin');
   await writeFile(local, data);
-  const meta = await client.upload(local, size, { path: '/cache/big.bin', mode: 'overwrite' });
-  const file: FileRef = { id: meta.id, rev: meta.rev, size: meta.size, contentHash: meta.contentHash };
+  const meta = await client.upload(local, size, { path: `/cache/${name}`, mode: 'overwrite' });
+  return { client, data, work, file: { id: meta.id, rev: meta.rev, size: meta.size, contentHash: meta.contentHash } };
+}
+
+test('a 20 MiB file from the emulator reads back byte for byte through the cache', async (t) => {
+  const size = 20 * MiB + 333;
+  const { client, data, file, work } = await uploaded(t, size, 'big.bin', 4);
   let fetches = 0;
   const { cache, logs } = await openCache(t, {
     dir: path.join(work, 'blocks'),
@@ -46,16 +51,8 @@ test('a 20 MiB file from the emulator reads back byte for byte through the cache
 });
 
 test('a sequential read from the emulator goes out in runs of blocks, a request each, and reads back byte for byte', async (t) => {
-  const emu = await startEmulator(t);
-  const work = await tempDir(t);
-  const client = new DropboxClient({ endpoint: emu.url, accessToken: emu.token, workers: 2 });
-  t.teardown(() => client.close());
   const size = 48 * MiB + 4097;
-  const data = randomBytes(size);
-  const local = path.join(work, 'up.bin');
-  await writeFile(local, data);
-  const meta = await client.upload(local, size, { path: '/cache/runs.bin', mode: 'overwrite' });
-  const file: FileRef = { id: meta.id, rev: meta.rev, size: meta.size, contentHash: meta.contentHash };
+  const { client, data, file, work } = await uploaded(t, size, 'runs.bin', 2);
   const requests: number[] = [];
   const { cache, logs } = await openCache(t, {
     dir: path.join(work, 'blocks'),
