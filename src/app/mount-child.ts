@@ -83,5 +83,12 @@ export function spawnMountChild(config: Config, o: MountChildOptions, env: NodeJ
  * come from the heap, which keeps up to 64 MiB free before it shrinks.
  */
 export function mountProcessEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  return { MALLOC_MMAP_THRESHOLD_: String(8 << 20), MALLOC_TRIM_THRESHOLD_: String(64 << 20), ...env };
+  const out: NodeJS.ProcessEnv = { MALLOC_MMAP_THRESHOLD_: String(8 << 20), MALLOC_TRIM_THRESHOLD_: String(64 << 20), ...env };
+  // Node would read NODE_EXTRA_CA_CERTS before the mount's code runs (40 ms of its start); the
+  // mount reads it itself when it first speaks TLS (dropbox/tls-ca.ts).
+  if (out.NODE_EXTRA_CA_CERTS) {
+    out.SREG_EXTRA_CA_CERTS ??= out.NODE_EXTRA_CA_CERTS; // tls-ca.ts's EXTRA_CA_ENV (not imported: the parent would load node:tls)
+    delete out.NODE_EXTRA_CA_CERTS;
+  }
+  return out;
 }

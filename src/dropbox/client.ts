@@ -15,6 +15,7 @@ import { RangeReader, type BodySink } from './range-socket.js';
 import { endpointFetch, type FetchLike } from './endpoint.js';
 import { describeBody, fromHttp, localError, notTheApi, RemoteError } from './errors.js';
 import { Transport } from './http.js';
+import { extraCaContext } from './tls-ca.js';
 import { DEFAULT_RETRY, withRetries, type RetryOptions } from './retry.js';
 import { SINGLE_REQUEST_MAX_BYTES, uploadFile, type CommitInfo, type RawFileMetadata } from './upload.js';
 
@@ -109,10 +110,13 @@ export class DropboxClient {
   private readonly fetch: FetchLike;
 
   constructor(readonly opts: ClientOptions) {
-    this.fetch = endpointFetch(opts.endpoint, opts.timeoutMs);
+    // Extra CAs of a mount process (tls-ca.ts): read only when something here speaks TLS.
+    const tlsUsed = opts.endpoint === undefined || opts.endpoint.startsWith('https:');
+    const secureContext = tlsUsed ? extraCaContext((line) => opts.log?.(line)) : undefined;
+    this.fetch = endpointFetch(opts.endpoint, opts.timeoutMs, secureContext);
     this.tokens = new TokenSource(opts, this.fetch);
-    this.transport = new Transport(opts.endpoint, opts.workers + 2, opts.timeoutMs);
-    this.ranges = new RangeReader(opts.endpoint, opts.workers + 2, opts.timeoutMs);
+    this.transport = new Transport(opts.endpoint, opts.workers + 2, opts.timeoutMs, secureContext);
+    this.ranges = new RangeReader(opts.endpoint, opts.workers + 2, opts.timeoutMs, secureContext);
     this.retry = {
       ...DEFAULT_RETRY,
       ...opts.retry,

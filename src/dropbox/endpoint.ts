@@ -9,7 +9,9 @@
  * caller sets its own (the longpoll, which waits by design): a stalled RPC call fails with a
  * FetchError of type request-timeout or body-timeout, which the retry policy treats as a stall.
  */
+import https from 'node:https';
 import { createRequire } from 'node:module';
+import type { SecureContext } from 'node:tls';
 import type { Headers, RequestInfo, RequestInit, Response } from 'node-fetch';
 import { StallError } from './errors.js';
 
@@ -30,12 +32,16 @@ export const DROPBOX_HOST_HEADER = 'x-sreg-dropbox-host';
 
 export type FetchLike = (url: RequestInfo, init?: RequestInit) => Promise<Response>;
 
-export function endpointFetch(endpoint: string | undefined, timeoutMs = 30_000): FetchLike {
+export function endpointFetch(endpoint: string | undefined, timeoutMs = 30_000, secureContext?: SecureContext): FetchLike {
+  // With extra CAs (tls-ca.ts), https requests go through an agent that has them. Without an
+  // agent node-fetch asks for `Connection: close`; this agent does not keep sockets either.
+  const tlsAgent = secureContext ? new https.Agent({ keepAlive: false, secureContext }) : undefined;
+  const agentFor = tlsAgent ? { agent: (u: URL) => (u.protocol === 'https:' ? tlsAgent : undefined) } : {};
   /** node-fetch's timeout, and its "no answer yet" failure named as the stall it is. */
   const send = async (url: RequestInfo, init: RequestInit): Promise<Response> => {
     const ms = init.timeout || timeoutMs;
     const { default: nodeFetch } = await loadNodeFetch();
-    return nodeFetch(url, { ...init, timeout: ms }).catch((e: unknown) => {
+    return nodeFetch(url, { ...agentFor, ...init, timeout: ms }).catch((e: unknown) => {
       if ((e as { type?: string }).type === 'request-timeout') throw new StallError('headers', ms, { cause: e });
       throw e;
     });

@@ -134,6 +134,25 @@ const NETWORK_CODES = new Set([
 ]);
 
 /** A transport failure (no HTTP answer, or an answer cut short)? */
+/** OpenSSL's and Node's codes for a server certificate that is not trusted or not for that host. */
+const CERTIFICATE_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_UNTRUSTED', 'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE', 'ERR_TLS_CERT_ALTNAME_INVALID', 'HOSTNAME_MISMATCH',
+]);
+
+/** "what is wrong (CODE)" when `e` (or its cause) is a refused server certificate, else undefined. */
+export function untrustedCertificate(e: unknown, depth = 0): string | undefined {
+  const err = e as { code?: unknown; message?: unknown; cause?: unknown } | undefined;
+  if (!err || typeof err !== 'object' || depth > 4) return undefined;
+  if (typeof err.code === 'string' && CERTIFICATE_CODES.has(err.code)) {
+    // node-fetch's message is "request to URL failed, reason: WHY"; the socket's is WHY.
+    const why = typeof err.message === 'string' ? err.message.replace(/^.*reason: /, '') : '';
+    return `${why || 'refused'} (${err.code})`;
+  }
+  return err.cause !== e ? untrustedCertificate(err.cause, depth + 1) : undefined;
+}
+
 export function isNetworkError(e: unknown): boolean {
   const err = e as { code?: string; type?: string; message?: string; cause?: unknown };
   if (!err || typeof err !== 'object') return false;
@@ -209,6 +228,11 @@ export function classify(route: string, e: unknown, endpointLabel = 'Dropbox'): 
     const why = e instanceof StallError ? e.message : type === 'body-timeout' ? 'stopped sending its answer in time' : 'did not start answering in time';
     const who = endpointLabel === 'Dropbox' ? 'Dropbox' : `Dropbox (${endpointLabel})`;
     return new RemoteError('network', route, `${who} ${why} during ${route}`, { cause: e });
+  }
+  const cert = untrustedCertificate(e);
+  if (cert) {
+    // Not retried: it will not trust the certificate any better in a second.
+    return new RemoteError('api', route, `cannot trust the TLS certificate of ${endpointLabel} (${cert}) during ${route}: if a proxy or your site signs it, point NODE_EXTRA_CA_CERTS at that CA's certificate (a PEM file)`, { cause: e });
   }
   if (isNetworkError(e)) {
     const code = (e as { code?: string }).code ?? (e as { cause?: { code?: string } }).cause?.code;

@@ -12,6 +12,7 @@
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
+import type { SecureContext } from 'node:tls';
 import { DROPBOX_HOST_HEADER } from './endpoint.js';
 import { describeBody, fromHttp, notTheApi, RemoteError, StallError, type StallPhase } from './errors.js';
 
@@ -51,11 +52,15 @@ export class Transport {
     maxSockets: number,
     /** Connect, response-header and idle-body timeout. */
     readonly timeoutMs = 30_000,
+    /** TLS with extra CAs (tls-ca.ts); Node's defaults without. */
+    secureContext?: SecureContext,
   ) {
     this.viaEndpoint = endpoint !== undefined;
     this.base = new URL(endpoint ?? `https://${CONTENT_HOST}`);
-    const Agent = this.base.protocol === 'https:' ? https.Agent : http.Agent;
-    this.agent = new Agent({ keepAlive: true, maxSockets, keepAliveMsecs: 30_000 });
+    this.agent =
+      this.base.protocol === 'https:'
+        ? new https.Agent({ keepAlive: true, maxSockets, keepAliveMsecs: 30_000, ...(secureContext ? { secureContext } : {}) })
+        : new http.Agent({ keepAlive: true, maxSockets, keepAliveMsecs: 30_000 });
   }
 
   get label(): string {

@@ -104,13 +104,15 @@ class Connection {
     private readonly timeoutMs: number,
     /** The socket of an idle connection closed: it leaves the pool. */
     private readonly onIdleClose: (c: Connection) => void,
+    /** TLS with extra CAs (tls-ca.ts); Node's defaults without. */
+    secureContext?: tls.SecureContext,
   ) {
     const port = Number(base.port) || (base.protocol === 'https:' ? 443 : 80);
     const onread = { buffer: (): Uint8Array => this.nextBuffer(), callback: (n: number, buf: Uint8Array): boolean => this.onData(n, buf) };
     this.socket =
       base.protocol === 'https:'
         ? // tls.connect takes onread as net.connect does (Node's docs); @types/node leaves it out.
-          tls.connect({ host: base.hostname, port, servername: net.isIP(base.hostname) ? undefined : base.hostname, ALPNProtocols: ['http/1.1'], onread } as tls.ConnectionOptions)
+          tls.connect({ host: base.hostname, port, servername: net.isIP(base.hostname) ? undefined : base.hostname, ALPNProtocols: ['http/1.1'], onread, ...(secureContext ? { secureContext } : {}) } as tls.ConnectionOptions)
         : net.connect({ host: base.hostname, port, onread });
     this.socket.setNoDelay(true);
     this.socket.once(base.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
@@ -436,6 +438,8 @@ export class RangeReader {
     private readonly maxIdle: number,
     /** Connect, answer-head and idle-body timeout. */
     private readonly timeoutMs = 30_000,
+    /** TLS with extra CAs (tls-ca.ts). */
+    private readonly secureContext?: tls.SecureContext,
   ) {
     this.viaEndpoint = endpoint !== undefined;
     this.base = new URL(endpoint ?? `https://${CONTENT_HOST}`);
@@ -502,7 +506,7 @@ export class RangeReader {
     return new Connection(this.base, this.timeoutMs, (c) => {
       const i = this.idle.indexOf(c);
       if (i >= 0) this.idle.splice(i, 1);
-    });
+    }, this.secureContext);
   }
 
   private release(conn: Connection): void {
