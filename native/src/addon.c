@@ -70,15 +70,17 @@ static int to_stat(napi_env env, napi_value v, uint64_t ino, struct stat *st) {
 }
 
 static napi_value js_mount(napi_env env, napi_callback_info info) {
-  ARGS(4); /* mountpoint, options, debug, dispatch */
+  ARGS(5); /* mountpoint, options, debug, dispatch, passthrough (take it up if the kernel offers it) */
   if (sreg_se) {
     napi_throw_error(env, "EBUSY", "this process already has a native FUSE mount");
     return NULL;
   }
   char *dir = str(env, argv[0]);
   char *opts = str(env, argv[1]);
-  bool debug = false;
+  bool debug = false, passthrough = false;
   napi_get_value_bool(env, argv[2], &debug);
+  if (argc >= 5) napi_get_value_bool(env, argv[4], &passthrough);
+  sreg_pt_want(passthrough);
   napi_value name;
   napi_create_string_utf8(env, "sreg-fuse", NAPI_AUTO_LENGTH, &name);
   char why[512] = "";
@@ -210,12 +212,33 @@ static napi_value js_reply_attr(napi_env env, napi_callback_info info) {
   return boolean(env, fuse_reply_attr(sl.req, &st, num(env, argv[3])) == 0);
 }
 
-/* replyOpen(id, fh, revSlot, flags: 1 keep_cache, 2 direct_io) */
+/*
+ * replyOpen(id, fh, revSlot, flags: 1 keep_cache, 2 direct_io, backing?): 0 not answered (the
+ * request was interrupted), 1 answered, 2 answered with a passthrough handle on the file
+ * `backing` (passthrough.c); a backing file the kernel does not take is answered as without.
+ */
 static napi_value js_reply_open(napi_env env, napi_callback_info info) {
-  ARGS(4);
-  CLAIM(0);
+  ARGS(5);
+  napi_value r;
+  sreg_slot sl;
+  if (!sreg_slot_claim(num(env, argv[0]), &sl)) {
+    napi_create_int32(env, 0, &r);
+    return r;
+  }
+  napi_valuetype t = napi_undefined;
+  if (argc >= 5) napi_typeof(env, argv[4], &t);
+  if (t == napi_string) {
+    char *path = str(env, argv[4]);
+    int rc = path ? sreg_pt_reply_open(sl.req, sl.ino, (uint64_t)num(env, argv[1]), path) : -ENOMEM;
+    free(path);
+    if (rc >= 0) {
+      napi_create_int32(env, rc == 1 ? 2 : 0, &r);
+      return r;
+    }
+  }
   set_open(&sl.fi, num(env, argv[1]), num(env, argv[2]), num(env, argv[3]));
-  return boolean(env, fuse_reply_open(sl.req, &sl.fi) == 0);
+  napi_create_int32(env, fuse_reply_open(sl.req, &sl.fi) == 0 ? 1 : 0, &r);
+  return r;
 }
 
 static napi_value js_reply_write(napi_env env, napi_callback_info info) {
@@ -360,6 +383,11 @@ static napi_value js_counters(napi_env env, napi_callback_info info) {
   set_num(env, o, "fastBytes", (double)c.fast_bytes);
   set_num(env, o, "jsReads", (double)c.js_reads);
   set_num(env, o, "fastFallbacks", (double)c.fast_fallbacks);
+  set_num(env, o, "passthrough", sreg_pt_active());
+  set_num(env, o, "passthroughOpens", (double)c.pt_opens);
+  set_num(env, o, "passthroughRefused", (double)c.pt_refused);
+  set_num(env, o, "passthroughOpen", (double)c.pt_live);
+  set_num(env, o, "passthroughLastErrno", c.pt_last_error);
   return o;
 }
 

@@ -178,6 +178,8 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) 
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  uint32_t high = (uint32_t)(fi->fh >> 32);
+  if (high & SREG_PT_MARK) sreg_pt_release(ino);
   FWD(req, OP_RELEASE, ino, fi, 0, nums(0, 0, 0));
 }
 

@@ -38,7 +38,7 @@ static void slots_init(void) {
   pthread_mutex_unlock(&slot_lock);
 }
 
-double sreg_slot_take_new(fuse_req_t req, size_t size, const struct fuse_file_info *fi) {
+double sreg_slot_take_new(fuse_req_t req, uint64_t ino, size_t size, const struct fuse_file_info *fi) {
   pthread_mutex_lock(&slot_lock);
   if (nfree == 0) {
     pthread_mutex_unlock(&slot_lock);
@@ -47,6 +47,7 @@ double sreg_slot_take_new(fuse_req_t req, size_t size, const struct fuse_file_in
   uint32_t s = freelist[--nfree];
   sreg_slot *sl = &slots[s];
   sl->req = req;
+  sl->ino = ino;
   sl->gen++;
   if (sl->gen == 0 || sl->gen > 0x7fffffffu) sl->gen = 1;
   sl->live = 1;
@@ -116,7 +117,7 @@ void sreg_forward(fuse_req_t req, int op, uint64_t ino, const struct fuse_file_i
   m->op = op;
   m->ino = ino;
   if (fi) m->fh = fi->fh & 0xffffffffu;
-  m->id = sreg_slot_take_new(req, size, fi);
+  m->id = sreg_slot_take_new(req, ino, size, fi);
   if (m->id < 0) {
     msg_free(m);
     fuse_reply_err(req, EAGAIN);
@@ -295,6 +296,8 @@ int sreg_start(const char *mountpoint, const char *options, int debug, char *why
     snprintf(why, whylen, "libfuse could not mount %s (see the mount's stderr)", mountpoint);
     return EIO;
   }
+  /* Failing that (out of memory), the mount simply has no passthrough. */
+  if (sreg_pt_install(sreg_se) != 0) sreg_pt_want(0);
   mount_dir = strdup(mountpoint);
   pthread_mutex_lock(&inval_lock);
   inval_stop = 0;
@@ -377,6 +380,7 @@ void sreg_finish(int loop_stuck) {
     fuse_session_unmount(sreg_se);
     fuse_session_destroy(sreg_se);
     sreg_revs_clear();
+    sreg_pt_clear();
   }
   sreg_se = NULL;
   free(mount_dir);

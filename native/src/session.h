@@ -8,6 +8,7 @@
  * ops.c      the low-level operations: each request is handed to JavaScript through a
  *            threadsafe function, except a read of bytes whose blocks are ready (fastread.c).
  * fastread.c the per-revision block tables and the read served on the FUSE thread.
+ * passthrough.c  opens answered with a backing file the kernel reads itself (Linux 6.9+).
  * addon.c    the N-API exports (mount, unmount, replies, block tables, counters).
  */
 #ifndef SREG_SESSION_H
@@ -51,6 +52,7 @@ typedef struct sreg_msg {
 
 typedef struct sreg_slot {
   fuse_req_t req;
+  uint64_t ino; /* the request's inode */
   uint32_t gen;
   int live;
   size_t size; /* readdir, getxattr, listxattr: the size the kernel asked for */
@@ -60,14 +62,21 @@ typedef struct sreg_slot {
 
 typedef struct sreg_counters {
   uint64_t fast_reads, fast_bytes, js_reads, fast_fallbacks;
+  /* passthrough opens made, refused (and the last errno), and handles open now */
+  uint64_t pt_opens, pt_refused;
+  int64_t pt_live;
+  int pt_last_error;
 } sreg_counters;
+
+/* A passthrough handle's high 32 bits: this mark and its backing id (never a revision slot). */
+#define SREG_PT_MARK 0x80000000u
 
 /* session.c */
 extern napi_threadsafe_function sreg_tsfn;
 extern struct fuse_session *sreg_se;
 extern sreg_counters sreg_count;
 extern pthread_mutex_t sreg_count_lock;
-double sreg_slot_take_new(fuse_req_t req, size_t size, const struct fuse_file_info *fi);
+double sreg_slot_take_new(fuse_req_t req, uint64_t ino, size_t size, const struct fuse_file_info *fi);
 int sreg_slot_claim(double id, sreg_slot *out);
 void sreg_slot_fail_all(int err);
 void sreg_post(sreg_msg *m);
@@ -91,5 +100,16 @@ int sreg_block_ready(uint32_t slot, uint32_t index, const char *path);
 void sreg_block_gone(uint32_t slot, uint32_t index);
 void sreg_revs_clear(void);
 int sreg_fast_read(fuse_req_t req, uint32_t slot, size_t size, off_t off);
+
+/* passthrough.c */
+void sreg_pt_want(int on);
+int sreg_pt_install(struct fuse_session *se);
+int sreg_pt_active(void);
+/* 1: answered with a passthrough handle; 0: interrupted (nothing to undo); -errno: refused, answer otherwise. */
+int sreg_pt_reply_open(fuse_req_t req, uint64_t ino, uint64_t fh, const char *path);
+/* A passthrough handle of `ino` was released (its inode's id is closed with the last). */
+void sreg_pt_release(uint64_t ino);
+/* After unmount: the ids went with the connection. */
+void sreg_pt_clear(void);
 
 #endif

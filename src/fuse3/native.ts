@@ -20,10 +20,22 @@ export interface NativeCounters {
   jsReads: number;
   /** fast reads that found a block file unreadable and went to JavaScript */
   fastFallbacks: number;
+  /** 1 when the kernel took up passthrough at INIT (mount(…, passthrough = true) on Linux 6.9+), else 0 */
+  passthrough: number;
+  /** opens answered with a backing file (replyOpen's `backing`), and those refused (the last errno) */
+  passthroughOpens: number;
+  passthroughRefused: number;
+  passthroughLastErrno: number;
+  /** passthrough handles open now (their backing ids are closed at release) */
+  passthroughOpen: number;
 }
 
 export interface NativeAddon {
-  mount(mountpoint: string, options: string, debug: boolean, dispatch: Dispatch): void;
+  /**
+   * `passthrough`: take up FUSE passthrough if the kernel offers it (native/src/passthrough.c),
+   * so that replyOpen can hand the kernel a backing file to read itself.
+   */
+  mount(mountpoint: string, options: string, debug: boolean, dispatch: Dispatch, passthrough?: boolean): void;
   setConnection(id: number): void;
   /** 'clean', 'aborted' (the connection was aborted after 3 s) or 'stuck' */
   unmount(): Promise<'clean' | 'aborted' | 'stuck'>;
@@ -32,7 +44,13 @@ export interface NativeAddon {
   replyEntry(id: number, ino: number, attr: Float64Array, entryTimeout: number, attrTimeout: number): boolean;
   replyCreate(id: number, ino: number, attr: Float64Array, entryTimeout: number, attrTimeout: number, fh: number, revSlot: number, flags: number): boolean;
   replyAttr(id: number, ino: number, attr: Float64Array, attrTimeout: number): boolean;
-  replyOpen(id: number, fh: number, revSlot: number, flags: number): boolean;
+  /**
+   * 0: not answered (interrupted); 1: answered; 2: answered with a passthrough handle on the
+   * file `backing`, whose reads the kernel serves from it without asking (a backing file the
+   * kernel does not take is answered as without one). The kernel's rule: while an inode has a
+   * passthrough handle, every other open of it must be passthrough too, or it fails with EIO.
+   */
+  replyOpen(id: number, fh: number, revSlot: number, flags: number, backing?: string): 0 | 1 | 2;
   replyWrite(id: number, n: number): boolean;
   replyBuf(id: number, data: Buffer, length: number): boolean;
   replyXattr(id: number, size: number): boolean;
