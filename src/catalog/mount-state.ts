@@ -6,9 +6,11 @@
  * journal and the registry of running mounts.
  *
  * Two connections to the one file: `durable` (synchronous=FULL) for what must survive a power
- * loss once acknowledged — the upload journal (a close() it accepted) and the mounts registry —
- * and `fast` (synchronous=NORMAL, still crash-safe in WAL) for what can be rebuilt: the mirror,
- * the sync cursor and the block index. Numbered migrations in its own `sreg_schema`.
+ * loss once acknowledged — the upload journal (a close() it accepted) — and `fast`
+ * (synchronous=NORMAL, still crash-safe in WAL: a process killed loses nothing committed) for
+ * what can be rebuilt or means nothing after a power loss: the mirror, the sync cursor, the
+ * block index and the mounts registry (no mount outlives the machine, and a row left by one is
+ * recognised as dead by its pid's start time). Numbered migrations in its own `sreg_schema`.
  *
  * Existing state: sregistry.db's migration 3 renamed the tables that held rows to
  * `legacy_sreg_*`; `open` copies those rows here (one transaction, with a marker so a crash
@@ -133,9 +135,9 @@ function connect(file: string, synchronous: 'FULL' | 'NORMAL'): Database.Databas
 
 export class MountStateDb {
   private constructor(
-    /** synchronous=FULL: the upload journal and the mounts registry. */
+    /** synchronous=FULL: the upload journal. */
     readonly durable: Database.Database,
-    /** synchronous=NORMAL: the remote mirror, its cursor, the block index. */
+    /** synchronous=NORMAL: the remote mirror, its cursor, the block index, the mounts registry. */
     readonly fast: Database.Database,
     readonly file: string,
   ) {}
