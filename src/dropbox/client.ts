@@ -111,7 +111,7 @@ export class DropboxClient {
 
   constructor(readonly opts: ClientOptions) {
     // Extra CAs of a mount process (tls-ca.ts): read only when something here speaks TLS.
-    const tlsUsed = opts.endpoint === undefined || opts.endpoint.startsWith('https:');
+    const tlsUsed = opts.endpoint === undefined || new URL(opts.endpoint).protocol === 'https:';
     const secureContext = tlsUsed ? extraCaContext((line) => opts.log?.(line)) : undefined;
     this.fetch = endpointFetch(opts.endpoint, opts.timeoutMs, secureContext);
     this.tokens = new TokenSource(opts, this.fetch);
