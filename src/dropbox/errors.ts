@@ -141,14 +141,14 @@ const CERTIFICATE_CODES = new Set([
   'CERT_SIGNATURE_FAILURE', 'ERR_TLS_CERT_ALTNAME_INVALID', 'HOSTNAME_MISMATCH',
 ]);
 
-/** "what is wrong (CODE)" when `e` (or its cause) is a refused server certificate, else undefined. */
+/** "what is wrong, CODE" when `e` (or its cause) is a refused server certificate, else undefined. */
 export function untrustedCertificate(e: unknown, depth = 0): string | undefined {
   const err = e as { code?: unknown; message?: unknown; cause?: unknown } | undefined;
   if (!err || typeof err !== 'object' || depth > 4) return undefined;
   if (typeof err.code === 'string' && CERTIFICATE_CODES.has(err.code)) {
     // node-fetch's message is "request to URL failed, reason: WHY"; the socket's is WHY.
     const why = typeof err.message === 'string' ? err.message.replace(/^.*reason: /, '') : '';
-    return `${why || 'refused'} (${err.code})`;
+    return `${why || 'refused'}, ${err.code}`;
   }
   return err.cause !== e ? untrustedCertificate(err.cause, depth + 1) : undefined;
 }

@@ -1,6 +1,7 @@
 /**
  * FUSE passthrough in the native addon (native/src/passthrough.c), on a real kernel mount driven
- * by a minimal dispatch of our own: one file, `f`, whose opens are answered with a backing file.
+ * by a minimal dispatch of our own (test/helpers/one-file-fs.ts): one file, `f`, whose read-only
+ * opens are answered with a backing file.
  * With passthrough taken up at INIT, the kernel reads the backing file itself: the bytes are
  * right and no read reaches us; every handle's backing id is closed at its release; the kernel's
  * rule (an inode with a passthrough handle open refuses an ordinary open, EIO) holds. Without
@@ -12,26 +13,17 @@ import { mkdtemp, open, readFile, rm, writeFile, type FileHandle } from 'node:fs
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { NATIVE_MOUNT_OPTIONS } from '../../src/fuse3/index.js';
-import { loadNative, Op, type NativeAddon } from '../../src/fuse3/native.js';
+import { loadNative, type NativeAddon } from '../../src/fuse3/native.js';
+import { mountOneFile, type OneFileFs } from '../helpers/one-file-fs.js';
 import { e2e, isMounted, sh } from './helpers.js';
 
 const e2eTest = e2e('passthrough.test');
-const ENOENT = 2;
-const ENOSYS = 38;
-const FILE_INO = 2;
 
-interface Rig {
+interface Rig extends OneFileFs {
   addon: NativeAddon;
   dir: string;
   file: string;
   bytes: Buffer;
-  /** Reads that reached the dispatch (served here with the backing file's bytes). */
-  reads: () => number;
-  /** What each open's replyOpen returned, in order. */
-  opens: number[];
-  /** The backing file read-only opens are given from now on. */
-  backWith(file: string): void;
 }
 
 async function rig(t: ExecutionContext, passthrough: boolean): Promise<Rig> {
@@ -43,53 +35,14 @@ async function rig(t: ExecutionContext, passthrough: boolean): Promise<Rig> {
   const bytes = randomBytes(6 * 1024 * 1024 + 4321);
   await writeFile(file, bytes);
   await sh('mkdir', [dir]);
-  let reads = 0;
-  let backingFile = file;
-  const opens: number[] = [];
-  const backing = await open(file, 'r');
-  const attr = (ino: number): Float64Array =>
-    ino === FILE_INO ? Float64Array.of(0o100444, 1, 0, 0, bytes.length, Math.ceil(bytes.length / 512), 4096, 0, 0, 0) : Float64Array.of(0o40755, 2, 0, 0, 0, 0, 4096, 0, 0, 0);
-  const dispatch = (id: number, op: number, ino: number, _fh: number, a: number, b: number, _c: number, name?: string): void => {
-    switch (op) {
-      case Op.INIT:
-      case Op.FORGET:
-        return;
-      case Op.LOOKUP:
-        if (ino === 1 && name === 'f') addon.replyEntry(id, FILE_INO, attr(FILE_INO), 1, 1);
-        else addon.replyErr(id, ENOENT);
-        return;
-      case Op.GETATTR:
-        addon.replyAttr(id, ino, attr(ino), 1);
-        return;
-      case Op.OPEN:
-        // Read-only opens get the backing file; others (a writer) the ordinary answer.
-        opens.push((a & 3) === 0 ? addon.replyOpen(id, 7, 0, 0, backingFile) : addon.replyOpen(id, 7, 0, 0));
-        return;
-      case Op.READ: {
-        if (id === 0) return;
-        reads++;
-        const buf = Buffer.alloc(a);
-        void backing.read(buf, 0, a, b).then(({ bytesRead }) => addon.replyBuf(id, buf, bytesRead), () => addon.replyErr(id, 5));
-        return;
-      }
-      case Op.FLUSH:
-      case Op.RELEASE:
-      case Op.ACCESS:
-        addon.replyOk(id);
-        return;
-      default:
-        addon.replyErr(id, ENOSYS);
-    }
-  };
-  addon.mount(dir, NATIVE_MOUNT_OPTIONS, false, dispatch, passthrough);
+  const fs = await mountOneFile(addon, dir, file, passthrough);
   t.teardown(async () => {
     // Whatever happened: no mount left behind.
-    await addon.unmount().catch(() => undefined);
+    await fs.close().catch(() => undefined);
     if (await isMounted(dir)) await sh('fusermount3', ['-uz', dir]);
-    await backing.close();
     await rm(work, { recursive: true, force: true });
   });
-  return { addon, dir, file, bytes, reads: () => reads, opens, backWith: (f) => (backingFile = f) };
+  return { ...fs, addon, dir, file, bytes };
 }
 
 e2eTest('passthrough: the kernel reads the backing file itself (no read reaches us), ids are closed at release, and an ordinary open of that inode is refused meanwhile', async (t) => {

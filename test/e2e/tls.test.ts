@@ -7,16 +7,13 @@
  * certificate, in one line.
  */
 import test from 'ava';
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { CLI, sdk, startEmulator } from '../helpers/emulator.js';
+import { CLI, sdk, selfSignedCert, startEmulator } from '../helpers/emulator.js';
 import { e2e, FUSE, isMounted, privateHome, pseudoRandom, remoteBytes, sh } from './helpers.js';
 
 const e2eTest = e2e('tls.test');
-const run = promisify(execFile);
 
 let workDir = '';
 test.before(async () => {
@@ -26,15 +23,6 @@ test.after.always(async () => {
   if (workDir) await rm(workDir, { recursive: true, force: true });
 });
 
-/** A self-signed certificate for 127.0.0.1 and its key, in `dir`. */
-async function makeCert(dir: string): Promise<{ cert: string; key: string }> {
-  const cert = path.join(dir, 'cert.pem');
-  const key = path.join(dir, 'key.pem');
-  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert,
-    '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { timeout: 30_000 });
-  return { cert, key };
-}
-
 /** The environment of a running process, as NAME=value pairs. */
 async function environOf(pid: number): Promise<Map<string, string>> {
   const raw = await readFile(`/proc/${pid}/environ`, 'utf8');
@@ -42,7 +30,7 @@ async function environOf(pid: number): Promise<Map<string, string>> {
 }
 
 e2eTest('a background mount trusts NODE_EXTRA_CA_CERTS for the account, listings, block fetches and uploads, without Node reading it at start', async (t) => {
-  const { cert, key } = await makeCert(workDir);
+  const { cert, key } = await selfSignedCert(workDir);
   const emu = await startEmulator(t, { args: ['--tls-cert', cert, '--tls-key', key] });
   t.truthy(emu.tlsUrl, 'the emulator announced its TLS listener');
   const bytes = pseudoRandom(9 * 1024 * 1024 + 123, 'tls');
@@ -80,7 +68,7 @@ e2eTest('a background mount trusts NODE_EXTRA_CA_CERTS for the account, listings
 });
 
 e2eTest('without the CA the mount refuses the certificate in one line and mounts nothing', async (t) => {
-  const { cert, key } = await makeCert(workDir);
+  const { cert, key } = await selfSignedCert(workDir);
   const emu = await startEmulator(t, { args: ['--tls-cert', cert, '--tls-key', key] });
   const h = await privateHome(t, workDir, { url: emu.tlsUrl!, token: emu.token }, 'noca');
   const m = await sh(process.execPath, [CLI, 'mount', h.dir], { env: h.env, timeoutMs: 120_000 });

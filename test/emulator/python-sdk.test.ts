@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { startEmulator } from '../helpers/emulator.js';
+import { selfSignedCert, startEmulator } from '../helpers/emulator.js';
 
 const run = promisify(execFile);
 const SCRIPT = fileURLToPath(new URL('../../../test/emulator/python_sdk_client.py', import.meta.url));
@@ -39,10 +39,7 @@ const STEPS = [
 test('python3-dropbox 11.34 drives the emulator over TLS: listing, metadata, uploads, sessions, batches, relocations, links, longpoll', async (t) => {
   const dir = await mkdtemp(path.join(tmpdir(), 'sreg-pysdk-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const cert = path.join(dir, 'cert.pem');
-  const key = path.join(dir, 'key.pem');
-  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert,
-    '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { timeout: 30_000 });
+  const { cert, key } = await selfSignedCert(dir);
 
   const emu = await startEmulator(t, { args: ['--tls-cert', cert, '--tls-key', key] });
   t.truthy(emu.tlsUrl, 'the emulator announced its TLS listener');

@@ -7,17 +7,30 @@
  *
  * The token travels in the environment, never in argv.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import type { ExecutionContext } from 'ava';
 import { Dropbox, type DropboxOptions } from 'dropbox';
 import { endpointFetch } from '../../src/dropbox/endpoint.js';
 
 export const CLI = fileURLToPath(new URL('../../src/cli/index.js', import.meta.url));
+
+/**
+ * A throwaway self-signed certificate for 127.0.0.1 and its key (openssl), in `dir`: the
+ * emulator's TLS listener (`--tls-cert`, `--tls-key`) and the CA its clients trust.
+ */
+export async function selfSignedCert(dir: string): Promise<{ cert: string; key: string }> {
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert,
+    '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { timeout: 30_000 });
+  return { cert, key };
+}
 
 export interface Emulator {
   readonly url: string;
